@@ -1,0 +1,34 @@
+"""What every command needs: the data folders, the settings, the models."""
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+
+from app.library.models import Models
+from app.library.paths import Paths
+from app.library.settings import Settings
+
+
+class Context:
+    @cached_property
+    def paths(self) -> Paths:
+        return Paths.default()
+
+    @cached_property
+    def settings(self) -> Settings:
+        s = Settings(self.paths.settings_file)
+        if s.warning:
+            print(f"glimpse: {s.warning}", file=sys.stderr)
+        return s
+
+    @cached_property
+    def models(self) -> Models:
+        return Models(self.paths, self.settings)
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"

@@ -1,0 +1,90 @@
+"""`glimpse doctor`: what Glimpse runs on, and whether it works. Never imports torch."""
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+from .context import Context, human_size
+
+PACKAGES = ("onnxruntime-gpu", "onnxruntime", "numpy", "pillow", "pillow-heif", "tokenizers", "lancedb",
+            "watchdog", "PySide6", "torch", "open_clip_torch", "onnx", "huggingface_hub")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("doctor", help="versions, execution providers, folders and the active model")
+    p.set_defaults(func=cmd_doctor)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _probe_providers(preference: str) -> list[str]:
+    """Providers a small real session gets (a matrix product, which every provider can run)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from model.runtime import make_session
+
+    w = numpy_helper.from_array(np.eye(64, dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "probe",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 64])], [w])
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "probe.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+        session = make_session(path, preference)
+        session.run(None, {"x": np.ones((2, 64), np.float32)})
+        return list(session.get_providers())
+
+
+def cmd_doctor(args) -> int:
+    from model.runtime import CUDA, available_providers, cpu_threads, cuda_driver_present
+    from model.errors import ModelError
+
+    ctx = Context()
+    ok = True
+    print(f"Glimpse {_version('glimpse') or '(not installed)'} on Python {platform.python_version()}, "
+          f"{platform.system()} {platform.machine()}")
+    print("Packages:")
+    for dist in PACKAGES:
+        v = _version(dist)
+        if v:
+            print(f"  {dist:<18} {v}")
+    print(f"Execution:\n  CPU threads        {cpu_threads()}")
+    avail = available_providers()
+    print(f"  providers built    {', '.join(avail)}")
+    print(f"  CUDA driver        {'found' if cuda_driver_present() else 'not found'}")
+    in_use = _probe_providers(ctx.settings["provider"])
+    cuda_ok = CUDA in in_use
+    print(f"  provider in use    {in_use[0]} (setting: {ctx.settings['provider']})")
+    if CUDA in avail and cuda_driver_present() and not cuda_ok and ctx.settings["provider"] != "cpu":
+        print("  CUDA usable        no: the CUDA provider did not load (missing CUDA 12/13 or cuDNN 9 "
+              "libraries?); running on the CPU")
+    else:
+        print(f"  CUDA usable        {'yes' if cuda_ok else 'no'}")
+    p = ctx.paths
+    print(f"Folders:\n  data               {p.data}\n  cache              {p.cache}\n  config             {p.config}")
+    print("Model:")
+    try:
+        model = ctx.models.active()
+        model.verify()
+        print(f"  active             {model.id} ({model.manifest.get('architecture')}, "
+              f"{model.embed_dim} dims, {human_size(model.size_bytes)}), checksums ok")
+        enc = ctx.models.encoder()
+        enc.encode_texts(["a test"])
+        print(f"  text encoder runs  on {enc.providers_in_use('textual')[0]}")
+    except ModelError as e:
+        ok = False
+        print(f"  problem            {e}")
+    print(f"Models installed: {len(ctx.models.store.ids())}")
+    sys.stdout.flush()
+    return 0 if ok else 1

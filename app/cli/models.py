@@ -1,0 +1,136 @@
+"""`glimpse models list|info|pull|import|remove|use`."""
+from __future__ import annotations
+
+import sys
+
+from .context import Context, human_size
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="list, get, import and choose models")
+    msub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ls = msub.add_parser("list", help="installed models (and --available ones to pull)")
+    ls.add_argument("--available", action="store_true", help="also list models that can be pulled")
+    ls.set_defaults(func=cmd_list)
+    info = msub.add_parser("info", help="details of a model, with a checksum check")
+    info.add_argument("name", nargs="?", help="model id (default: the active model)")
+    info.set_defaults(func=cmd_info)
+    pull = msub.add_parser("pull", help="download a pretrained model and export it to ONNX")
+    pull.add_argument("name", nargs="?", help="a known name (see --available) or an open_clip ARCH/TAG")
+    pull.set_defaults(func=cmd_pull)
+    imp = msub.add_parser("import", help="import an open_clip folder, or a weights file with --arch")
+    imp.add_argument("path")
+    imp.add_argument("--arch", help="open_clip architecture of a weights file, e.g. ViT-B-32")
+    imp.add_argument("--name", help="model id to store it under (default: from the path)")
+    imp.set_defaults(func=cmd_import)
+    rm = msub.add_parser("remove", help="delete a model from the store")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_remove)
+    use = msub.add_parser("use", help="make a model the active one")
+    use.add_argument("name")
+    use.set_defaults(func=cmd_use)
+
+
+def cmd_list(args) -> int:
+    from model import registry
+    from model.errors import CorruptModel
+
+    ctx = Context()
+    entries = ctx.models.store.list()
+    active = ctx.models.active_id
+    if not entries:
+        print("No models installed. Get one with `glimpse models pull` "
+              f"(default: {registry.default().name}) or `glimpse models import PATH`.")
+    for e in entries:
+        if isinstance(e, CorruptModel):
+            print(f"  {e.model_id:<28} DAMAGED: {e}")
+            continue
+        mark = "*" if e.id == active else " "
+        m = e.manifest
+        print(f"{mark} {e.id:<28} {m.get('architecture', '?'):<26} dim {e.embed_dim:<5} {human_size(e.size_bytes)}")
+    if args.available:
+        installed = {e.id for e in entries if not isinstance(e, CorruptModel)}
+        print("\nAvailable to pull (`glimpse models pull NAME`):")
+        for b in registry.KNOWN:
+            flag = "installed" if b.name in installed else ("default" if b.default else "")
+            print(f"  {b.name:<24} {b.architecture}/{b.pretrained}  [{b.licence}] {flag}\n      {b.summary}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    ctx = Context()
+    model = ctx.models.store.get(args.name) if args.name else ctx.models.active()
+    m = model.manifest
+    pp, tok = m["preprocess"], m["tokenizer"]
+    print(f"{model.id}{'  (active)' if model.id == ctx.models.active_id else ''}")
+    print(f"  architecture  {m.get('architecture')}  pretrained: {m.get('pretrained') or '-'}")
+    print(f"  lineage       {m.get('lineage')}")
+    print(f"  licence       {m.get('licence') or 'see the source of the weights'}")
+    print(f"  embedding     {m['embed_dim']} dims")
+    print(f"  preprocess    {pp['size'][0]}x{pp['size'][1]} {pp['interpolation']} {pp['resize_mode']}, "
+          f"mean {[round(v, 4) for v in pp['mean']]}, std {[round(v, 4) for v in pp['std']]}")
+    print(f"  tokenizer     {tok['kind']}, context {tok['context_length']}")
+    par = m.get("parity", {})
+    for tower, r in par.items():
+        print(f"  parity        {tower}: cosine {r['cosine_min']:.6f}, max abs diff {r['max_abs_diff']:.1e}")
+    print(f"  folder        {model.path} ({human_size(model.size_bytes)})")
+    model.verify()
+    print("  checksums     ok")
+    return 0
+
+
+def _progress_printer():
+    seen = set()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "export" and stage not in seen:
+            seen.add(stage)
+            print("Exporting to ONNX and checking it against torch…", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def cmd_pull(args) -> int:
+    from model import obtain, registry
+
+    ctx = Context()
+    name = args.name or registry.default().name
+    base = registry.find(name)
+    if base:
+        print(f"Pulling {base.architecture}/{base.pretrained} (licence: {base.licence})", file=sys.stderr)
+    model = obtain.pull(ctx.models.store, name, progress=_progress_printer())
+    return _installed(ctx, model)
+
+
+def cmd_import(args) -> int:
+    from model import obtain
+
+    ctx = Context()
+    model = obtain.import_path(ctx.models.store, args.path, architecture=args.arch, name=args.name,
+                               progress=_progress_printer())
+    return _installed(ctx, model)
+
+
+def _installed(ctx: Context, model) -> int:
+    active = ctx.models.adopt(model)
+    par = model.manifest["parity"]
+    worst = min(r["cosine_min"] for r in par.values())
+    print(f"Installed '{model.id}' ({model.embed_dim} dims, ONNX parity cosine ≥ {worst:.6f})"
+          + (", now the active model." if active else f". Use it with `glimpse models use {model.id}`."))
+    return 0
+
+
+def cmd_remove(args) -> int:
+    ctx = Context()
+    was_active = ctx.models.active_id == args.name
+    ctx.models.remove(args.name)
+    print(f"Removed '{args.name}'." + (" No model is active now: choose one with `glimpse models use`."
+                                       if was_active else ""))
+    return 0
+
+
+def cmd_use(args) -> int:
+    ctx = Context()
+    model = ctx.models.use(args.name)
+    print(f"Active model: {model.id}")
+    return 0

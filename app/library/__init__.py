@@ -1,0 +1,1 @@
+"""The library engine: settings and paths, catalog, scanning, indexing, search. No Qt here."""

@@ -1,0 +1,29 @@
+"""Errors the model layer raises. Each carries a message fit to show a user as is."""
+
+
+class ModelError(Exception):
+    """Base class: something about a model is wrong; the message says what to do."""
+
+
+class ModelNotFound(ModelError):
+    pass
+
+
+class CorruptModel(ModelError):
+    pass
+
+
+class OfflineError(ModelError):
+    pass
+
+
+class ExportError(ModelError):
+    pass
+
+
+class ImportError_(ModelError):
+    """A model folder or file that cannot be imported (named so as not to shadow ImportError)."""
+
+
+class ImageError(ValueError):
+    """An image that cannot be decoded or converted; the message is the reason."""

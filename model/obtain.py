@@ -1,0 +1,125 @@
+"""Getting a model into the store: pull a pretrained tag, or import a folder or weights file.
+
+Every path ends the same way (`install`): tokenizer written, both towers exported, parity
+checked against torch, manifest with checksums written, and the folder renamed into the store.
+Imports torch and open_clip; the runtime never imports this module.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from . import openclip, registry
+from .download import check_online, fetch_weights
+from .errors import ImportError_, ModelError, ModelNotFound
+from .export import PARITY_TEXTS, export_towers, parity
+from .store import ModelStore, StoredModel, sanitize_id, valid_id
+from .tokenizer import Tokenizer
+
+Progress = Callable[[str, int, int], None]
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licence: str | None = None,
+            pretrained: str | None = None, progress: Progress | None = None) -> StoredModel:
+    """Export `loaded` into the store as `model_id`, atomically, after a parity check."""
+    progress = progress or _noop
+    if not valid_id(model_id):
+        raise ModelError(f"'{model_id}' cannot name a model: use letters, digits, '.', '_', '+' and '-'.")
+    pp = loaded.preprocess
+    size = (pp["size"], pp["size"]) if isinstance(pp["size"], int) else tuple(pp["size"])
+    with store.staging() as tmp:
+        progress("export", 0, 3)
+        spec = openclip.tokenizer_spec(loaded, tmp)
+        tokens = Tokenizer(tmp / spec["file"], spec)(PARITY_TEXTS)
+        export_towers(loaded.model, tmp, size, tokens)
+        progress("export", 2, 3)
+        report = parity(loaded.model, tmp, size, tokens)
+        progress("export", 3, 3)
+        (tmp / "open_clip_config.json").write_text(json.dumps(
+            {"model_cfg": loaded.model_cfg, "preprocess_cfg": pp, "architecture": loaded.architecture},
+            indent=2), encoding="utf-8")
+        manifest = {
+            "id": model_id,
+            "architecture": loaded.architecture,
+            "pretrained": pretrained,
+            "lineage": loaded.lineage,
+            "licence": licence,
+            "embed_dim": report["visual"]["dim"],
+            "preprocess": {**pp, "size": list(size)},
+            "tokenizer": spec,
+            "parity": report,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": {d: _version(d) for d in ("glimpse", "torch", "open_clip_torch", "onnx", "onnxruntime-gpu",
+                                                  "onnxruntime") if _version(d)},
+        }
+        return store.install(tmp, manifest)
+
+
+def resolve(name: str) -> registry.BaseModel:
+    """A registry name, or any open_clip 'ARCH/TAG' (which needs open_clip, so torch, to look up)."""
+    base = registry.find(name)
+    if base:
+        return base
+    if "/" not in name and ":" not in name:
+        known = ", ".join(m.name for m in registry.KNOWN)
+        raise ModelNotFound(f"Unknown model '{name}'. Known: {known}; or any open_clip ARCH/TAG "
+                            "(see `glimpse models list --available`).")
+    arch, tag = name.replace(":", "/").split("/", 1)
+    cfg = openclip._quiet_open_clip().get_pretrained_cfg(arch, tag)
+    if not cfg or not cfg.get("hf_hub"):
+        raise ModelNotFound(f"open_clip has no downloadable weights for {arch}/{tag}.")
+    return registry.BaseModel(sanitize_id(f"{arch}-{tag}".lower()), arch, tag, licence="see the model card",
+                              summary="", hf_hub=cfg["hf_hub"])
+
+
+def pull(store: ModelStore, name: str, progress: Progress | None = None, quiet: bool = False) -> StoredModel:
+    """Download a pretrained model's weights and export it into the store.
+
+    For known models the download (or the offline error) comes before torch is imported.
+    """
+    if not registry.find(name):
+        check_online()
+    base = resolve(name)
+    weights = fetch_weights(base.hf_hub, progress=progress, quiet=quiet)
+    open_clip = openclip._quiet_open_clip()
+    text_cfg = (open_clip.get_model_config(base.architecture) or {}).get("text_cfg", {})
+    if "hf_model_name" in text_cfg and not _version("transformers"):
+        raise ModelError(f"{base.architecture} has a Hugging Face text tower: install transformers first "
+                         "(`pip install transformers`), then pull again.")
+    cfg = open_clip.get_pretrained_cfg(base.architecture, base.pretrained) or {}
+    loaded = openclip.from_weights(base.architecture, weights, preprocess=cfg, quick_gelu=cfg.get("quick_gelu"),
+                                   lineage={"kind": "pretrained", "tag": base.pretrained, "hf_hub": base.hf_hub})
+    return install(store, loaded, base.model_id, licence=base.licence, pretrained=base.pretrained,
+                   progress=progress)
+
+
+def import_path(store: ModelStore, path: str | Path, architecture: str | None = None, name: str | None = None,
+                progress: Progress | None = None) -> StoredModel:
+    """Import an open_clip folder, or a weights file with its architecture named."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ImportError_(f"{path} does not exist.")
+    if path.is_dir():
+        loaded = openclip.from_folder(path)
+        default_id = path.resolve().name
+    else:
+        if not architecture:
+            raise ImportError_(f"{path} is a weights file: name its architecture with --arch "
+                               "(for example --arch ViT-B-32).")
+        loaded = openclip.from_weights(architecture, path, lineage={"kind": "import", "path": str(path.resolve())})
+        default_id = f"{architecture}-{path.stem}"
+    return install(store, loaded, name or sanitize_id(default_id), progress=progress)

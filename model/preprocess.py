@@ -1,0 +1,173 @@
+"""Image decoding and preprocessing in numpy and Pillow, identical to open_clip's eval transform.
+
+open_clip's transform (resize, centre crop or pad, to tensor, normalise) is reproduced step by
+step with the same Pillow calls torchvision makes, so vectors match the model's own pipeline;
+`tests/test_preprocess.py` checks that for every registered architecture. Two things differ on
+purpose, both before the transform: images are converted to RGB first (open_clip converts after
+resizing, which resizes palette images with nearest-neighbour), and transparent pixels are laid
+over white rather than dropped to whatever colour they hide.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import ImageError
+
+_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    size: tuple[int, int] = (224, 224)  # height, width
+    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+    interpolation: str = "bicubic"
+    resize_mode: str = "shortest"
+    fill_color: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessConfig":
+        size = d.get("size", 224)
+        size = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
+        mean = d.get("mean", cls.mean)
+        std = d.get("std", cls.std)
+        mean = (float(mean),) * 3 if isinstance(mean, (int, float)) else tuple(float(v) for v in mean)
+        std = (float(std),) * 3 if isinstance(std, (int, float)) else tuple(float(v) for v in std)
+        interpolation = d.get("interpolation") or "bicubic"
+        resize_mode = d.get("resize_mode") or "shortest"
+        if interpolation not in ("bicubic", "bilinear", "random"):
+            raise ValueError(f"unknown interpolation {interpolation!r}")
+        if resize_mode not in ("shortest", "longest", "squash"):
+            raise ValueError(f"unknown resize mode {resize_mode!r}")
+        # open_clip treats 'random' as bicubic at inference.
+        interpolation = "bilinear" if interpolation == "bilinear" else "bicubic"
+        return cls(size, mean, std, interpolation, resize_mode, int(d.get("fill_color", 0) or 0))
+
+    def to_dict(self) -> dict:
+        return {
+            "size": list(self.size), "mean": list(self.mean), "std": list(self.std),
+            "interpolation": self.interpolation, "resize_mode": self.resize_mode,
+            "fill_color": self.fill_color,
+        }
+
+
+def open_image(source: str | Path | BinaryIO, cfg: PreprocessConfig | None = None) -> Image.Image:
+    """Decode an image file to an upright RGB image.
+
+    With `cfg`, JPEGs are decoded at the smallest DCT scale that still covers the model's
+    input (`Image.draft`, up to 8x less work), before the EXIF orientation is applied.
+    Pillow's decompression-bomb guard stays on. Errors become `ImageError` with the reason.
+    """
+    try:
+        img = Image.open(source)
+        if cfg is not None and img.format == "JPEG":
+            side = max(cfg.size)
+            img.draft("RGB", (side, side))
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        return to_rgb(img)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"image too large to decode safely ({e})") from e
+    except FileNotFoundError as e:
+        raise ImageError("file not found") from e
+    except PermissionError as e:
+        raise ImageError("permission denied") from e
+    except Image.UnidentifiedImageError as e:
+        raise ImageError("not an image, or a format Glimpse cannot read") from e
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ImageError(f"corrupt or truncated image ({e})") from e
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow image to 8-bit RGB: palette, CMYK, 16-bit and float, with or without alpha."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return Image.fromarray(_to_uint8(np.asarray(img)), "L").convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    try:
+        return img.convert("RGB")
+    except ValueError as e:
+        raise ImageError(f"unsupported colour mode {mode}") from e
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """Scale a 16-bit, 32-bit or float greyscale array to 0..255."""
+    if a.dtype.kind == "f":
+        a = np.nan_to_num(a.astype(np.float64))
+        hi = max(1.0, float(a.max(initial=0.0)))
+    else:
+        hi = 65535.0 if a.max(initial=0) > 255 else 255.0
+    return np.clip(a * (255.0 / hi) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _resized_shortest(w: int, h: int, target: int) -> tuple[int, int]:
+    # torchvision's Resize(int): the short side becomes `target`, the long side is truncated.
+    if w <= h:
+        return target, int(target * h / w)
+    return int(target * w / h), target
+
+
+def _keep_ratio(w: int, h: int, target_h: int, target_w: int, longest: float) -> tuple[int, int]:
+    # open_clip's ResizeKeepRatio.get_params, without the random parts.
+    ratio_h, ratio_w = h / target_h, w / target_w
+    ratio = max(ratio_h, ratio_w) * longest + min(ratio_h, ratio_w) * (1.0 - longest)
+    return round(w / ratio), round(h / ratio)
+
+
+def _center_crop_or_pad(img: Image.Image, th: int, tw: int, fill: int) -> Image.Image:
+    w, h = img.size
+    if tw > w or th > h:
+        left, top = (tw - w) // 2 if tw > w else 0, (th - h) // 2 if th > h else 0
+        padded = Image.new(img.mode, (w + max(tw - w, 0), h + max(th - h, 0)), (fill,) * len(img.getbands()))
+        padded.paste(img, (left, top))
+        img = padded
+        w, h = img.size
+        if (w, h) == (tw, th):
+            return img
+    top, left = int(round((h - th) / 2.0)), int(round((w - tw) / 2.0))
+    return img.crop((left, top, left + tw, top + th))
+
+
+def resize_and_crop(img: Image.Image, cfg: PreprocessConfig) -> Image.Image:
+    th, tw = cfg.size
+    w, h = img.size
+    if cfg.resize_mode == "squash":
+        return img.resize((tw, th), _RESAMPLE[cfg.interpolation])
+    if cfg.resize_mode == "longest":
+        img = img.resize(_keep_ratio(w, h, th, tw, 1.0), _RESAMPLE[cfg.interpolation])
+        return _center_crop_or_pad(img, th, tw, cfg.fill_color)
+    if th == tw:
+        size = _resized_shortest(w, h, th)
+        resample = _RESAMPLE[cfg.interpolation]
+    else:  # open_clip uses ResizeKeepRatio with its default (bicubic) here
+        size, resample = _keep_ratio(w, h, th, tw, 0.0), Image.Resampling.BICUBIC
+    if size != (w, h):
+        img = img.resize(size, resample)
+    return _center_crop_or_pad(img, th, tw, 0)
+
+
+def to_array(img: Image.Image, cfg: PreprocessConfig) -> np.ndarray:
+    """An RGB image to the model's normalised float32 CHW input."""
+    x = np.asarray(resize_and_crop(to_rgb(img), cfg), dtype=np.float32) / np.float32(255.0)
+    x = (x - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def batch(images: Sequence[Image.Image], cfg: PreprocessConfig) -> np.ndarray:
+    return np.stack([to_array(im, cfg) for im in images]) if images else np.zeros((0, 3, *cfg.size), np.float32)

@@ -1,0 +1,153 @@
+"""ONNX Runtime encoders: the only code that runs a model on the search and indexing paths.
+
+No torch here. Sessions are created on first use, CUDA execution provider first where a CUDA
+driver is present, CPU second. Because a missing CUDA library makes ONNX Runtime fall back to
+the CPU silently, the providers a session really got are read back and reported.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import CorruptModel
+from .preprocess import PreprocessConfig, batch as preprocess_batch, open_image
+from .store import StoredModel
+from .tokenizer import Tokenizer
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def cpu_threads() -> int:
+    """CPUs this process may run on (its affinity), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def cuda_driver_present() -> bool:
+    names = {"win32": ["nvcuda.dll"], "darwin": []}.get(sys.platform, ["libcuda.so.1", "libcuda.so"])
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+_preloaded = False
+
+
+def providers_for(preference: str = "auto") -> list:
+    """The provider list to ask for. `preference` is 'auto', 'cuda' or 'cpu' (env GLIMPSE_PROVIDER wins)."""
+    global _preloaded
+    preference = os.environ.get("GLIMPSE_PROVIDER", preference).lower()
+    if preference != "cpu" and CUDA in available_providers() and cuda_driver_present():
+        import onnxruntime as ort
+
+        if not _preloaded and hasattr(ort, "preload_dlls"):
+            try:  # CUDA and cuDNN from the nvidia-* wheels, where installed
+                ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
+            except Exception:
+                pass
+            _preloaded = True
+        return [(CUDA, {"device_id": 0}), CPU]
+    return [CPU]
+
+
+def make_session(path: Path, preference: str = "auto"):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = cpu_threads()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    # No busy-waiting between batches: the decoders need those cores.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers_for(preference))
+    except Exception as e:  # InvalidProtobuf, Fail, NoSuchFile...
+        raise CorruptModel(f"The model file {path.name} of '{path.parent.name}' does not load "
+                           f"({str(e).splitlines()[0][:200]}). Remove the model with "
+                           f"`glimpse models remove {path.parent.name}` and pull or import it again.") from e
+
+
+def _normalize(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), np.float32(1e-12))
+
+
+class Encoder:
+    """Encodes images and texts with a stored model. Thread-safe; sessions open on first use."""
+
+    def __init__(self, model: StoredModel, provider: str = "auto"):
+        self.model = model
+        self.provider = provider
+        self.preprocess: PreprocessConfig = model.preprocess
+        self._lock = threading.Lock()
+        self._visual = self._textual = None
+        self._tokenizer: Tokenizer | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self.model.id
+
+    @property
+    def embed_dim(self) -> int:
+        return self.model.embed_dim
+
+    def _session(self, which: str):
+        with self._lock:
+            if which == "visual" and self._visual is None:
+                self._visual = make_session(self.model.visual_path, self.provider)
+            if which == "textual" and self._textual is None:
+                self._textual = make_session(self.model.textual_path, self.provider)
+                self._tokenizer = Tokenizer(self.model.tokenizer_path, self.model.manifest["tokenizer"])
+        return self._visual if which == "visual" else self._textual
+
+    def providers_in_use(self, which: str = "visual") -> list[str]:
+        """The providers the session really got (creates the session if needed)."""
+        return list(self._session(which).get_providers())
+
+    def tokenize(self, texts: Sequence[str]) -> np.ndarray:
+        self._session("textual")
+        return self._tokenizer(list(texts))
+
+    def encode_arrays(self, pixels: np.ndarray) -> np.ndarray:
+        """Preprocessed float32 (N, 3, H, W) to L2-normalised float32 (N, D)."""
+        if len(pixels) == 0:
+            return np.zeros((0, self.embed_dim), np.float32)
+        session = self._session("visual")
+        name = session.get_inputs()[0].name
+        return _normalize(session.run(None, {name: np.ascontiguousarray(pixels, dtype=np.float32)})[0])
+
+    def encode_images(self, images: Sequence) -> np.ndarray:
+        """PIL images or paths to L2-normalised float32 (N, D)."""
+        pil = [open_image(im, self.preprocess) if isinstance(im, (str, Path)) else im for im in images]
+        return self.encode_arrays(preprocess_batch(pil, self.preprocess))
+
+    def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        if len(tokens) == 0:
+            return np.zeros((0, self.embed_dim), np.float32)
+        session = self._session("textual")
+        name = session.get_inputs()[0].name
+        return _normalize(session.run(None, {name: np.ascontiguousarray(tokens, dtype=np.int64)})[0])
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts to L2-normalised float32 (N, D)."""
+        return self.encode_tokens(self.tokenize(texts))

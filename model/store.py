@@ -1,0 +1,195 @@
+"""The on-disk model store: one folder per model, named by its model id.
+
+A folder holds `visual.onnx`, `textual.onnx`, `tokenizer.json`, `open_clip_config.json` and
+`manifest.json` (architecture, lineage, embedding size, preprocessing, tokenizer, checksums),
+plus `open_clip_model.safetensors` for models Glimpse trained itself.
+
+Models are installed atomically: they are built in a `.staging-*` folder inside the store and
+renamed into place only once exported and checked, so a crash never leaves half a model. A
+replaced model is first renamed to `.trash-*`; leftovers of either kind are swept at open.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .errors import CorruptModel, ModelNotFound
+from .preprocess import PreprocessConfig
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def valid_id(model_id: str) -> bool:
+    return bool(_ID.match(model_id))
+
+
+def sanitize_id(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-._") or "model"
+    return s[:128]
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    id: str
+    path: Path
+    manifest: dict
+
+    @property
+    def visual_path(self) -> Path:
+        return self.path / "visual.onnx"
+
+    @property
+    def textual_path(self) -> Path:
+        return self.path / "textual.onnx"
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / self.manifest["tokenizer"].get("file", "tokenizer.json")
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.manifest["embed_dim"])
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return PreprocessConfig.from_dict(self.manifest["preprocess"])
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+
+    def verify(self) -> None:
+        """Check every file against the manifest's sha256; raise CorruptModel on the first mismatch."""
+        for name, digest in self.manifest["files"].items():
+            f = self.path / name
+            if not f.is_file():
+                raise CorruptModel(self._broken(f"its file {name} is missing"))
+            if sha256(f) != digest:
+                raise CorruptModel(self._broken(f"its file {name} fails its checksum"))
+
+    def _broken(self, what: str) -> str:
+        return (f"Model '{self.id}' is damaged: {what}. "
+                f"Remove it with `glimpse models remove {self.id}`, then pull or import it again.")
+
+
+class ModelStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        for p in self.root.iterdir():
+            if p.name.startswith((".staging-", ".trash-")):
+                shutil.rmtree(p, ignore_errors=True)
+
+    def ids(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def exists(self, model_id: str) -> bool:
+        return valid_id(model_id) and (self.root / model_id).is_dir()
+
+    def get(self, model_id: str) -> StoredModel:
+        """Open a stored model: its manifest must parse and every listed file must exist with its size."""
+        if not self.exists(model_id):
+            known = ", ".join(self.ids()) or "none yet"
+            raise ModelNotFound(f"No model named '{model_id}' (installed: {known}). "
+                                "See `glimpse models list` and `glimpse models pull`.")
+        path = self.root / model_id
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+            files, sizes = manifest["files"], manifest.get("sizes", {})
+            for key in ("embed_dim", "preprocess", "tokenizer"):
+                manifest[key]
+        except FileNotFoundError:
+            raise CorruptModel(StoredModel(model_id, path, {})._broken("its manifest.json is missing")) from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise CorruptModel(StoredModel(model_id, path, {})._broken(f"its manifest.json is unreadable ({e})")) from None
+        model = StoredModel(model_id, path, manifest)
+        for name in files:
+            f = path / name
+            if not f.is_file():
+                raise CorruptModel(model._broken(f"its file {name} is missing"))
+            if name in sizes and f.stat().st_size != sizes[name]:
+                raise CorruptModel(model._broken(f"its file {name} has the wrong size"))
+        return model
+
+    def list(self) -> list[StoredModel | CorruptModel]:
+        """Every stored model, or the error that says why it cannot be opened."""
+        out: list[StoredModel | CorruptModel] = []
+        for model_id in self.ids():
+            try:
+                out.append(self.get(model_id))
+            except CorruptModel as e:
+                e.model_id = model_id  # type: ignore[attr-defined]
+                out.append(e)
+        return out
+
+    def remove(self, model_id: str) -> None:
+        if not self.exists(model_id):
+            raise ModelNotFound(f"No model named '{model_id}'.")
+        trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=self.root))
+        os.replace(self.root / model_id, trash / model_id)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A scratch folder inside the store (same file system, so `install` is a rename)."""
+        tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def install(self, staged: Path, manifest: dict) -> StoredModel:
+        """Write the manifest (with checksums of every file) into `staged`, then rename it into place."""
+        model_id = manifest["id"]
+        if not valid_id(model_id):
+            raise ValueError(f"invalid model id {model_id!r}")
+        names = sorted(p.name for p in staged.iterdir() if p.is_file() and p.name != MANIFEST)
+        manifest = dict(manifest, format=FORMAT,
+                        files={n: sha256(staged / n) for n in names},
+                        sizes={n: (staged / n).stat().st_size for n in names})
+        tmp = staged / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, staged / MANIFEST)
+        _fsync_dir(staged)
+        target = self.root / model_id
+        trash = None
+        if target.exists():
+            trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=self.root))
+            os.replace(target, trash / model_id)
+        os.replace(staged, target)
+        _fsync_dir(self.root)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return self.get(model_id)
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":
+        return
+    for f in [*(p for p in path.iterdir() if p.is_file()), path]:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
