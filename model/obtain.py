@@ -78,6 +78,7 @@ def resolve(name: str) -> registry.BaseModel:
         known = ", ".join(m.name for m in registry.KNOWN)
         raise ModelNotFound(f"Unknown model '{name}'. Known: {known}; or any open_clip ARCH/TAG "
                             "(see `glimpse models list --available`).")
+    check_online()  # before the slow open_clip import, so offline fails at once
     arch, tag = name.replace(":", "/").split("/", 1)
     cfg = openclip._quiet_open_clip().get_pretrained_cfg(arch, tag)
     if not cfg or not cfg.get("hf_hub"):
@@ -91,8 +92,6 @@ def pull(store: ModelStore, name: str, progress: Progress | None = None, quiet: 
 
     For known models the download (or the offline error) comes before torch is imported.
     """
-    if not registry.find(name):
-        check_online()
     base = resolve(name)
     weights = fetch_weights(base.hf_hub, progress=progress, quiet=quiet)
     open_clip = openclip._quiet_open_clip()

@@ -116,3 +116,16 @@ def tokenizer_spec(loaded: Loaded, out_dir: Path) -> dict:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return (text[0] if text else type(e).__name__)[:300]
+
+
+def random_init(architecture: str, seed: int = 0) -> Loaded:
+    """A registered architecture with random weights: same compute as the real one (benchmarks, checks)."""
+    open_clip = _quiet_open_clip()
+    import torch
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    torch.manual_seed(seed)
+    model = open_clip.create_model(architecture, pretrained=None).eval()
+    pp = merge_preprocess_dict(PreprocessCfg(), {"size": model.visual.image_size})
+    return Loaded(model, architecture, architecture, open_clip.get_model_config(architecture), pp,
+                  {"kind": "random", "seed": seed})

@@ -1,0 +1,91 @@
+"""Encoder throughput: eager torch against ONNX Runtime, same architecture, same machine, same run.
+
+    python benchmarks/encoders.py [--arch ViT-B-32] [--seconds 6]
+
+Random weights cost the same compute as trained ones, so this runs offline. The model is
+exported through the same path as `glimpse models pull` (parity check included).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+TEXTS = ["a photo of a dog on the beach", "grandma's cabin in the snow", "birthday cake with candles",
+         "a red car parked in front of a house", "mountains at sunset", "two kids playing football",
+         "a bowl of ramen", "the eiffel tower at night"]
+
+
+def rate(fn, items_per_call: int, seconds: float) -> float:
+    fn()  # warm-up
+    n, start = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and n >= 2:
+            return n * items_per_call / elapsed
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", default=None, help="open_clip architecture (default: the default model's)")
+    ap.add_argument("--seconds", type=float, default=6.0, help="time per measurement")
+    ap.add_argument("--batches", default="8,32")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from model import registry
+    from model.obtain import install
+    from model.openclip import random_init
+    from model.runtime import Encoder, cpu_threads
+    from model.store import ModelStore
+
+    arch = args.arch or registry.default().architecture
+    threads = cpu_threads()
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = random_init(arch)
+        t0 = time.perf_counter()
+        stored = install(ModelStore(tmp), loaded, "bench")
+        print(f"{arch}: exported and parity-checked in {time.perf_counter() - t0:.0f} s "
+              f"(cosine ≥ {min(r['cosine_min'] for r in stored.manifest['parity'].values()):.6f}); "
+              f"{threads} CPU threads, onnxruntime providers {Encoder(stored).providers_in_use('visual')}")
+        enc = Encoder(stored)
+        model = loaded.model
+        h, w = stored.preprocess.size
+        rows = []
+        for b in [int(x) for x in args.batches.split(",")]:
+            pixels = np.random.default_rng(0).standard_normal((b, 3, h, w)).astype(np.float32)
+            tokens = enc.tokenize((TEXTS * (b // len(TEXTS) + 1))[:b])
+            px_t, tok_t = torch.from_numpy(pixels), torch.from_numpy(tokens)
+
+            def torch_img():
+                with torch.inference_mode():
+                    model.encode_image(px_t, normalize=True)
+
+            def torch_txt():
+                with torch.inference_mode():
+                    model.encode_text(tok_t, normalize=True)
+
+            ti = rate(torch_img, b, args.seconds)
+            oi = rate(lambda: enc.encode_arrays(pixels), b, args.seconds)
+            tt = rate(torch_txt, b, args.seconds)
+            ot = rate(lambda: enc.encode_tokens(tokens), b, args.seconds)
+            rows.append((b, ti, oi, tt, ot))
+    print(f"\n{'batch':>5} | {'images/s torch':>14} {'images/s ORT':>13} {'ratio':>6} | "
+          f"{'texts/s torch':>13} {'texts/s ORT':>12} {'ratio':>6}")
+    for b, ti, oi, tt, ot in rows:
+        print(f"{b:>5} | {ti:>14.1f} {oi:>13.1f} {oi / ti:>5.2f}x | {tt:>13.1f} {ot:>12.1f} {ot / tt:>5.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def glimpse_home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own data, cache and config folders."""
+    home = tmp_path / "glimpse-home"
+    monkeypatch.setenv("GLIMPSE_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_torch():
+    return tiny.make_model(seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory, tiny_torch) -> Path:
+    """An open_clip folder (config + safetensors) with random tiny weights."""
+    return tiny.save_folder(tiny_torch, tmp_path_factory.mktemp("src") / "tiny-clip")
+
+
+@pytest.fixture(scope="session")
+def tiny_stored(tmp_path_factory, tiny_folder):
+    """The tiny model imported once into a store of its own (read-only for tests)."""
+    from model.obtain import import_path
+    from model.store import ModelStore
+
+    store = ModelStore(tmp_path_factory.mktemp("store"))
+    return import_path(store, tiny_folder)
+
+
+@pytest.fixture
+def store_copy(tmp_path, tiny_stored):
+    """A writable store holding a copy of the tiny model."""
+    from model.store import ModelStore
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_stored.path, root / tiny_stored.id)
+    return ModelStore(root)
+
+
+def run_glimpse(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the `glimpse` command as a user would, in a fresh process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)

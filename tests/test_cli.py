@@ -1,0 +1,92 @@
+"""The `glimpse` command as a new user tries it: import, list, use, info, remove, pull offline, doctor."""
+from __future__ import annotations
+
+import json
+
+from conftest import run_glimpse
+
+
+def _no_traceback(result):
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+
+
+def test_import_list_use_info_remove(tiny_folder, glimpse_home):
+    r = run_glimpse("models", "import", str(tiny_folder), "--name", "my-model")
+    assert r.returncode == 0, r.stderr
+    assert "Installed 'my-model'" in r.stdout and "now the active model" in r.stdout
+
+    r = run_glimpse("models", "list")
+    assert r.returncode == 0 and "* my-model" in r.stdout and "dim 32" in r.stdout
+
+    settings = json.loads((glimpse_home / "config" / "settings.json").read_text())
+    assert settings["active_model"] == "my-model"
+
+    r = run_glimpse("models", "info", "my-model")
+    assert r.returncode == 0 and "checksums     ok" in r.stdout and "clip-bpe" in r.stdout
+
+    r = run_glimpse("models", "use", "my-model")
+    assert r.returncode == 0 and "Active model: my-model" in r.stdout
+
+    r = run_glimpse("models", "remove", "my-model")
+    assert r.returncode == 0 and "No model is active now" in r.stdout
+    assert not (glimpse_home / "data" / "models" / "my-model").exists()
+    r = run_glimpse("models", "list")
+    assert "No models installed" in r.stdout
+
+
+def test_damaged_model_is_reported_in_one_line(tiny_folder, glimpse_home):
+    assert run_glimpse("models", "import", str(tiny_folder)).returncode == 0
+    onnx_file = glimpse_home / "data" / "models" / tiny_folder.name / "visual.onnx"
+    onnx_file.write_bytes(b"\x08garbage" * 10)
+    r = run_glimpse("models", "list")
+    assert r.returncode == 0 and "DAMAGED" in r.stdout and "pull or import it again" in r.stdout
+    r = run_glimpse("models", "info")
+    assert r.returncode == 1 and "damaged" in r.stderr and "glimpse models remove" in r.stderr
+    _no_traceback(r)
+
+
+def test_pull_offline_fails_at_once_with_a_way_forward():
+    # A closed port on this machine: refused at once, as an offline machine's lookup fails.
+    r = run_glimpse("models", "pull", env={"HF_ENDPOINT": "http://127.0.0.1:9"}, timeout=20)
+    assert r.returncode == 1
+    assert "cannot reach the Hugging Face Hub" in r.stderr and "glimpse models import PATH" in r.stderr
+    _no_traceback(r)
+    r = run_glimpse("models", "pull", "mobileclip2-s0", env={"HF_HUB_OFFLINE": "1"}, timeout=20)
+    assert r.returncode == 1 and "HF_HUB_OFFLINE is set" in r.stderr
+    _no_traceback(r)
+
+
+def test_bad_input_gets_one_clear_line(tmp_path):
+    cases = [
+        (("models", "frobnicate"), 2, "invalid choice"),
+        (("models", "import", str(tmp_path / "missing")), 1, "does not exist"),
+        (("models", "import", str(tmp_path)), 1, "no open_clip_config.json"),
+        (("models", "use", "nothing"), 1, "No model named 'nothing'"),
+        (("models", "remove", "nothing"), 1, "No model named 'nothing'"),
+        (("models", "pull", "no-such-model"), 1, "Unknown model 'no-such-model'"),
+        (("models", "info"), 1, "No model yet"),
+    ]
+    for args, code, message in cases:
+        r = run_glimpse(*args)
+        assert r.returncode == code, (args, r.stderr)
+        assert message in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        _no_traceback(r)
+
+
+def test_no_arguments_explains_and_shows_the_commands():
+    r = run_glimpse()
+    assert r.returncode == 0 and "models" in r.stdout and "doctor" in r.stdout
+
+
+def test_doctor_reports_providers_folders_and_model(tiny_folder, glimpse_home):
+    r = run_glimpse("doctor")
+    assert r.returncode == 1 and "No model yet" in r.stdout  # says what is missing
+    assert run_glimpse("models", "import", str(tiny_folder)).returncode == 0
+    r = run_glimpse("doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for line in ("onnxruntime", "providers built", "provider in use    CPUExecutionProvider", "CUDA usable        no",
+                 f"data               {glimpse_home / 'data'}", f"active             {tiny_folder.name}",
+                 "checksums ok", "text encoder runs  on CPUExecutionProvider"):
+        assert line in r.stdout, line
+    assert "torch " in r.stdout  # versions listed without importing it

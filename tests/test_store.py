@@ -1,0 +1,77 @@
+"""A damaged model is reported clearly, and can be removed and obtained again."""
+from __future__ import annotations
+
+import pytest
+
+from model.errors import CorruptModel, ImportError_, ModelNotFound
+from model.runtime import Encoder
+
+
+def test_truncated_onnx_file_is_reported_not_crashed(store_copy, tiny_stored):
+    path = store_copy.root / tiny_stored.id / "visual.onnx"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(CorruptModel, match="wrong size"):
+        store_copy.get(tiny_stored.id)
+
+
+def test_onnx_file_damaged_in_place_fails_its_checksum_and_does_not_load(store_copy, tiny_stored):
+    path = store_copy.root / tiny_stored.id / "textual.onnx"
+    data = bytearray(path.read_bytes())
+    data[100:4000] = b"\x00" * 3900  # same size, garbage inside
+    path.write_bytes(bytes(data))
+    model = store_copy.get(tiny_stored.id)  # cheap checks pass: same size
+    with pytest.raises(CorruptModel, match="textual.onnx fails its checksum"):
+        model.verify()
+    with pytest.raises(CorruptModel, match=r"does not load .*glimpse models remove"):
+        Encoder(model).encode_texts(["a cat"])
+
+
+@pytest.mark.parametrize("content", ["{ not json", "[]", '{"id": "x"}'])
+def test_unreadable_manifest_is_reported(store_copy, tiny_stored, content):
+    (store_copy.root / tiny_stored.id / "manifest.json").write_text(content)
+    with pytest.raises(CorruptModel, match="manifest.json is unreadable"):
+        store_copy.get(tiny_stored.id)
+    (entry,) = store_copy.list()
+    assert isinstance(entry, CorruptModel)
+
+
+def test_missing_model_names_the_installed_ones(store_copy, tiny_stored):
+    with pytest.raises(ModelNotFound, match=tiny_stored.id):
+        store_copy.get("nope")
+    with pytest.raises(ModelNotFound):
+        store_copy.get("../escape")
+
+
+def test_remove_deletes_only_that_model(store_copy, tiny_stored):
+    store_copy.remove(tiny_stored.id)
+    assert store_copy.ids() == [] and list(store_copy.root.iterdir()) == []
+
+
+def test_weights_file_import_needs_architecture_and_refuses_pickled_code(tmp_path, tiny_torch):
+    import pickle
+
+    import tiny
+    import torch
+
+    from model.obtain import import_path
+    from model.store import ModelStore
+
+    tiny.register()
+    store = ModelStore(tmp_path / "models")
+    weights = tmp_path / "w.pt"
+    torch.save(tiny_torch.state_dict(), weights)
+    with pytest.raises(ImportError_, match="--arch"):
+        import_path(store, weights)
+    model = import_path(store, weights, architecture=tiny.TINY_ARCH, name="from-file")
+    assert model.id == "from-file" and model.manifest["lineage"]["kind"] == "import"
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"state_dict": Payload()}, f)
+    with pytest.raises(ImportError_, match="do not fit"):
+        import_path(store, evil, architecture=tiny.TINY_ARCH, name="evil")
+    assert store.ids() == ["from-file"]
