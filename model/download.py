@@ -38,15 +38,18 @@ def _tqdm_class(progress: Progress | None, quiet: bool):
     from tqdm.auto import tqdm
 
     class Bar(tqdm):
+        """tqdm's bar on the terminal (unless quiet), and every step passed to `progress`."""
+
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = quiet or kwargs.get("disable", False)
             super().__init__(*args, **kwargs)
+            self.done = 0  # a disabled tqdm keeps no count of its own
 
         def update(self, n=1):
-            out = super().update(n)
+            self.done += n or 0
             if progress is not None:
-                progress("download", int(self.n), int(self.total or 0))
-            return out
+                progress("download", int(self.done), int(self.total or 0))
+            return super().update(n)
 
     return Bar
 
@@ -73,7 +76,7 @@ def fetch_weights(hf_hub: str, progress: Progress | None = None, quiet: bool = F
         for name in names:
             try:
                 return hf_hub_download(repo_id, name, cache_dir=cache_dir, local_files_only=local_only,
-                                       tqdm_class=_tqdm_class(progress, quiet))
+                                       endpoint=endpoint(), tqdm_class=_tqdm_class(progress, quiet))
             except LocalEntryNotFoundError as e:
                 if local_only:
                     continue  # not cached yet: try the network next

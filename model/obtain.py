@@ -87,13 +87,14 @@ def resolve(name: str) -> registry.BaseModel:
                               summary="", hf_hub=cfg["hf_hub"])
 
 
-def pull(store: ModelStore, name: str, progress: Progress | None = None, quiet: bool = False) -> StoredModel:
+def pull(store: ModelStore, name: str, progress: Progress | None = None, quiet: bool = False,
+         cache_dir: str | None = None) -> StoredModel:
     """Download a pretrained model's weights and export it into the store.
 
     For known models the download (or the offline error) comes before torch is imported.
     """
     base = resolve(name)
-    weights = fetch_weights(base.hf_hub, progress=progress, quiet=quiet)
+    weights = fetch_weights(base.hf_hub, progress=progress, quiet=quiet, cache_dir=cache_dir)
     open_clip = openclip._quiet_open_clip()
     text_cfg = (open_clip.get_model_config(base.architecture) or {}).get("text_cfg", {})
     if "hf_model_name" in text_cfg and not _version("transformers"):

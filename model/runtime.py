@@ -72,6 +72,7 @@ def providers_for(preference: str = "auto") -> list:
 def make_session(path: Path, preference: str = "auto"):
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # errors only: no start-up warnings on the user's terminal
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = cpu_threads()
     opts.inter_op_num_threads = 1

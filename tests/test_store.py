@@ -47,6 +47,7 @@ def test_remove_deletes_only_that_model(store_copy, tiny_stored):
     assert store_copy.ids() == [] and list(store_copy.root.iterdir()) == []
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_weights_file_import_needs_architecture_and_refuses_pickled_code(tmp_path, tiny_torch):
     import pickle
 
