@@ -45,9 +45,9 @@ def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licenc
         progress("export", 0, 3)
         spec = openclip.tokenizer_spec(loaded, tmp)
         tokens = Tokenizer(tmp / spec["file"], spec)(PARITY_TEXTS)
-        export_towers(loaded.model, tmp, size, tokens)
+        spec["variable_length"] = export_towers(loaded.model, tmp, size, tokens)
         progress("export", 2, 3)
-        report = parity(loaded.model, tmp, size, tokens)
+        report = parity(loaded.model, tmp, size, tokens, variable_length=spec["variable_length"])
         progress("export", 3, 3)
         (tmp / "open_clip_config.json").write_text(json.dumps(
             {"model_cfg": loaded.model_cfg, "preprocess_cfg": pp, "architecture": loaded.architecture},

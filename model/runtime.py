@@ -18,7 +18,7 @@ import numpy as np
 from .errors import CorruptModel
 from .preprocess import PreprocessConfig, batch as preprocess_batch, open_image
 from .store import StoredModel
-from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, trim_padding
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -129,25 +129,27 @@ class Encoder:
         self._session("textual")
         return self._tokenizer(list(texts))
 
+    def _run(self, which: str, x: np.ndarray, dtype) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros((0, self.embed_dim), np.float32)
+        session = self._session(which)
+        feed = {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=dtype)}
+        return _normalize(session.run(None, feed)[0])
+
     def encode_arrays(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed float32 (N, 3, H, W) to L2-normalised float32 (N, D)."""
-        if len(pixels) == 0:
-            return np.zeros((0, self.embed_dim), np.float32)
-        session = self._session("visual")
-        name = session.get_inputs()[0].name
-        return _normalize(session.run(None, {name: np.ascontiguousarray(pixels, dtype=np.float32)})[0])
+        return self._run("visual", pixels, np.float32)
 
     def encode_images(self, images: Sequence) -> np.ndarray:
         """PIL images or paths to L2-normalised float32 (N, D)."""
         pil = [open_image(im, self.preprocess) if isinstance(im, (str, Path)) else im for im in images]
         return self.encode_arrays(preprocess_batch(pil, self.preprocess))
 
-    def encode_tokens(self, tokens: np.ndarray) -> np.ndarray:
-        if len(tokens) == 0:
-            return np.zeros((0, self.embed_dim), np.float32)
-        session = self._session("textual")
-        name = session.get_inputs()[0].name
-        return _normalize(session.run(None, {name: np.ascontiguousarray(tokens, dtype=np.int64)})[0])
+    def encode_tokens(self, tokens: np.ndarray, trim: bool = True) -> np.ndarray:
+        """Token ids (N, context) to L2-normalised float32 (N, D)."""
+        if trim and self.model.manifest["tokenizer"].get("variable_length"):
+            tokens = trim_padding(tokens)  # same vectors, less work: see model.export
+        return self._run("textual", tokens, np.int64)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Texts to L2-normalised float32 (N, D)."""

@@ -69,6 +69,13 @@ class Tokenizer:
         return out
 
 
+def trim_padding(tokens: np.ndarray) -> np.ndarray:
+    """Cut the columns after the last end-of-text token of the batch (CLIP's ids: the end is the max)."""
+    if tokens.size == 0:
+        return tokens
+    return tokens[:, : int(tokens.argmax(axis=1).max()) + 1]
+
+
 def build_clip_bpe(vocab: dict[str, int], merges: Sequence[tuple[str, str]], path: str | Path) -> None:
     """Write open_clip's BPE (its `encoder` and ranked merges) as a `tokenizers` tokenizer.json."""
     from tokenizers import Regex, Tokenizer as HFTokenizer, decoders, models, pre_tokenizers

@@ -104,3 +104,23 @@ def test_reinstall_replaces_a_model_whole(store_copy, tiny_stored):
         store_copy.install(tmp, {k: v for k, v in tiny_stored.manifest.items() if k not in ("files", "sizes")})
     store_copy.get(model_id).verify()
     assert store_copy.ids() == [model_id]
+
+
+def test_text_tower_runs_at_the_query_length_with_the_same_vectors(tiny_stored):
+    """CLIP's causal text tower: trimming the padding changes nothing but the work done."""
+    import onnxruntime as ort
+
+    from model.runtime import Encoder
+
+    assert tiny_stored.manifest["tokenizer"]["variable_length"] is True
+    graph = onnx.load(str(tiny_stored.path / "textual.onnx")).graph
+    assert graph.input[0].type.tensor_type.shape.dim[1].dim_param, "sequence length is dynamic"
+    enc = Encoder(tiny_stored)
+    texts = ["a cat", "grandma's cabin in the snow at night, seen from the frozen lake"]
+    tokens = enc.tokenize(texts)
+    full = enc.encode_tokens(tokens, trim=False)
+    trimmed = enc.encode_tokens(tokens)
+    assert np.abs(full - trimmed).max() < 1e-5
+    sess = ort.InferenceSession(str(tiny_stored.textual_path), providers=["CPUExecutionProvider"])
+    short = sess.run(None, {"input_ids": tokens[:1, :4]})[0]  # "a cat" is sot, a, cat, eot
+    assert np.abs(short - full[:1]).max() < 1e-5
