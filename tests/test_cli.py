@@ -90,3 +90,13 @@ def test_doctor_reports_providers_folders_and_model(tiny_folder, glimpse_home):
                  "checksums ok", "text encoder runs  on CPUExecutionProvider"):
         assert line in r.stdout, line
     assert "torch " in r.stdout  # versions listed without importing it
+
+
+def test_damaged_settings_are_set_aside_with_a_warning(glimpse_home):
+    settings = glimpse_home / "config" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("{ half written")
+    r = run_glimpse("models", "list")
+    assert r.returncode == 0 and "was unreadable" in r.stderr and "using defaults" in r.stderr
+    kept = list(settings.parent.glob("settings.json.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_text() == "{ half written"
