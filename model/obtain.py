@@ -37,8 +37,7 @@ def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licenc
             pretrained: str | None = None, progress: Progress | None = None) -> StoredModel:
     """Export `loaded` into the store as `model_id`, atomically, after a parity check."""
     progress = progress or _noop
-    if not valid_id(model_id):
-        raise ModelError(f"'{model_id}' cannot name a model: use letters, digits, '.', '_', '+' and '-'.")
+    _check_id(model_id)
     pp = loaded.preprocess
     size = (pp["size"], pp["size"]) if isinstance(pp["size"], int) else tuple(pp["size"])
     with store.staging() as tmp:
@@ -67,6 +66,11 @@ def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licenc
                                                   "onnxruntime") if _version(d)},
         }
         return store.install(tmp, manifest)
+
+
+def _check_id(model_id: str) -> None:
+    if not valid_id(model_id):
+        raise ModelError(f"'{model_id}' cannot name a model: use letters, digits, '.', '_', '+' and '-'.")
 
 
 def resolve(name: str) -> registry.BaseModel:
@@ -113,13 +117,13 @@ def import_path(store: ModelStore, path: str | Path, architecture: str | None = 
     path = Path(path).expanduser()
     if not path.exists():
         raise ImportError_(f"{path} does not exist.")
+    if not path.is_dir() and not architecture:
+        raise ImportError_(f"{path} is a weights file: name its architecture with --arch "
+                           "(for example --arch ViT-B-32).")
+    model_id = name or sanitize_id(path.resolve().name if path.is_dir() else f"{architecture}-{path.stem}")
+    _check_id(model_id)  # before the slow part
     if path.is_dir():
         loaded = openclip.from_folder(path)
-        default_id = path.resolve().name
     else:
-        if not architecture:
-            raise ImportError_(f"{path} is a weights file: name its architecture with --arch "
-                               "(for example --arch ViT-B-32).")
         loaded = openclip.from_weights(architecture, path, lineage={"kind": "import", "path": str(path.resolve())})
-        default_id = f"{architecture}-{path.stem}"
-    return install(store, loaded, name or sanitize_id(default_id), progress=progress)
+    return install(store, loaded, model_id, progress=progress)

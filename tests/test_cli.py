@@ -65,6 +65,7 @@ def test_bad_input_gets_one_clear_line(tmp_path):
         (("models", "remove", "nothing"), 1, "No model named 'nothing'"),
         (("models", "pull", "no-such-model"), 1, "Unknown model 'no-such-model'"),
         (("models", "info"), 1, "No model yet"),
+        (("models", "import", str(tmp_path), "--name", "../bad name"), 1, "cannot name a model"),
     ]
     for args, code, message in cases:
         r = run_glimpse(*args)
