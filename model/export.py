@@ -31,8 +31,8 @@ PARITY_TEXTS = ["a photo of a cat", "grandma's cabin in the snow", "Kinder am St
                 "日本の桜", "a red car parked next to a tall building at night with rain"]
 
 
-def tower(model, method: str):
-    """Wrap `model.encode_image` or `model.encode_text` with normalize=True, in eval mode."""
+def tower(model, encode):
+    """Wrap `encode(model, x)` in a module; `.eval()` on the wrapper, then on the model after wrapping."""
     import torch
 
     class Tower(torch.nn.Module):
@@ -41,11 +41,26 @@ def tower(model, method: str):
             self.model = m
 
         def forward(self, x):
-            return getattr(self.model, method)(x, normalize=True)
+            return encode(self.model, x)
 
     wrapper = Tower(model).eval()
-    model.eval()  # again after wrapping, as the wrapper's .eval() recursing is not to be relied on
+    model.eval()
     return wrapper
+
+
+def _encode_image(m, pixels):
+    return m.encode_image(pixels, normalize=True)
+
+
+def _encode_text(m, ids):
+    return m.encode_text(ids, normalize=True)
+
+
+def _pool_end_of_text(x, ids):
+    """Features at each row's end-of-text token (the highest id), found by an argmax over floats."""
+    import torch
+
+    return x[torch.arange(x.shape[0], device=x.device), ids.to(torch.float32).argmax(dim=-1)]
 
 
 def variable_length_text(model) -> bool:
@@ -54,28 +69,17 @@ def variable_length_text(model) -> bool:
             and getattr(model, "text_pool_type", "argmax") == "argmax" and hasattr(model, "positional_embedding"))
 
 
-def short_text_tower(model):
+def _encode_short_text(m, ids):
     """CLIP.encode_text(normalize=True) for ids of any length up to the context length."""
     import torch
     import torch.nn.functional as F
 
-    class ShortText(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.model = m
-
-        def forward(self, input_ids):
-            m, n = self.model, input_ids.shape[1]
-            x = m.token_embedding(input_ids) + m.positional_embedding[:n]
-            x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask[:n, :n]))
-            x = x[torch.arange(x.shape[0]), input_ids.to(torch.float32).argmax(dim=-1)]
-            proj = m.text_projection
-            x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
-            return F.normalize(x, dim=-1)
-
-    wrapper = ShortText(model).eval()
-    model.eval()
-    return wrapper
+    n = ids.shape[1]
+    x = m.token_embedding(ids) + m.positional_embedding[:n]
+    x = _pool_end_of_text(m.ln_final(m.transformer(x, attn_mask=m.attn_mask[:n, :n])), ids)
+    proj = m.text_projection
+    x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+    return F.normalize(x, dim=-1)
 
 
 @contextlib.contextmanager
@@ -88,10 +92,7 @@ def float_argmax_pooling():
 
     def pool(x, text=None, pool_type="argmax", eos_token_id=None):
         if pool_type == "argmax" and text is not None:
-            import torch
-
-            idx = text.to(torch.float32).argmax(dim=-1)
-            return x[torch.arange(x.shape[0], device=x.device), idx]
+            return _pool_end_of_text(x, text)
         return original(x, text, pool_type=pool_type, eos_token_id=eos_token_id)
 
     oc_transformer.text_global_pool = pool
@@ -156,14 +157,14 @@ def export_towers(model, out_dir: Path, image_size: tuple[int, int], tokens) -> 
     model.eval()
     h, w = image_size
     with torch.no_grad():
-        _export(tower(model, "encode_image"), torch.randn(2, 3, h, w), out_dir / "visual.onnx", "pixel_values", "image_embeds")
+        _export(tower(model, _encode_image), torch.randn(2, 3, h, w), out_dir / "visual.onnx", "pixel_values", "image_embeds")
         if variable_length_text(model):
             example = torch.as_tensor(trim_padding(tokens[:2]), dtype=torch.long)
-            _export(short_text_tower(model), example, out_dir / "textual.onnx", "input_ids", "text_embeds",
+            _export(tower(model, _encode_short_text), example, out_dir / "textual.onnx", "input_ids", "text_embeds",
                     max_len=int(tokens.shape[1]))
             return True
         with float_argmax_pooling():
-            _export(tower(model, "encode_text"), torch.as_tensor(tokens[:2], dtype=torch.long),
+            _export(tower(model, _encode_text), torch.as_tensor(tokens[:2], dtype=torch.long),
                     out_dir / "textual.onnx", "input_ids", "text_embeds")
         return False
 
