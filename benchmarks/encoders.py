@@ -17,30 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.timing import p50_ms, rate  # noqa: E402
+
 TEXTS = ["a photo of a dog on the beach", "grandma's cabin in the snow", "birthday cake with candles",
          "a red car parked in front of a house", "mountains at sunset", "two kids playing football",
          "a bowl of ramen", "the eiffel tower at night"]
-
-
-def rate(fn, items_per_call: int, seconds: float) -> float:
-    fn()  # warm-up
-    n, start = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds and n >= 2:
-            return n * items_per_call / elapsed
-
-
-def p50_ms(fn, n: int = 30) -> float:
-    fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
 
 
 def main(argv=None) -> int:

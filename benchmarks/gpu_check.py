@@ -22,23 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.timing import rate  # noqa: E402
+from model.export import cosine_min  # noqa: E402
+
 COS_MIN = 0.999
-
-
-def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return float(np.min(np.sum(a * b, axis=1)))
-
-
-def timed(fn, items: int, seconds: float) -> float:
-    for _ in range(3):
-        fn()
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds or n < 3:
-        fn()
-        n += 1
-    return n * items / (time.perf_counter() - start)
 
 
 def session(path, providers, level: str = "ORT_ENABLE_ALL"):
@@ -75,6 +62,10 @@ def io_bound_runner(sess, pixels: np.ndarray, device: str = "cuda"):
         binding.synchronize_outputs()
 
     return run
+
+
+def timed(fn, items: int, seconds: float) -> float:
+    return rate(fn, items, seconds, warmup=3, min_calls=3)  # a GPU warms up over several calls
 
 
 def main(argv=None) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ExportError
+from .tokenizer import trim_padding
 
 COSINE_MIN = 0.9999
 MAX_ABS = 1e-4
@@ -152,8 +153,6 @@ def export_towers(model, out_dir: Path, image_size: tuple[int, int], tokens) -> 
     """
     import torch
 
-    from .tokenizer import trim_padding
-
     model.eval()
     h, w = image_size
     with torch.no_grad():
@@ -169,6 +168,12 @@ def export_towers(model, out_dir: Path, image_size: tuple[int, int], tokens) -> 
         return False
 
 
+def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
+    """The smallest row-wise cosine similarity between two (N, D) arrays."""
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    return float(np.min(np.sum(a * b, axis=1) / (na * nb + 1e-12)))
+
+
 def parity(model, out_dir: Path, image_size: tuple[int, int], tokens: np.ndarray, seed: int = 1,
            variable_length: bool = False) -> dict:
     """Compare the ONNX towers (CPU provider) with torch; raise ExportError past the thresholds.
@@ -177,8 +182,6 @@ def parity(model, out_dir: Path, image_size: tuple[int, int], tokens: np.ndarray
     """
     import onnxruntime as ort
     import torch
-
-    from .tokenizer import trim_padding
 
     rng = np.random.default_rng(seed)
     pixels = rng.standard_normal((3, 3, *image_size)).astype(np.float32)
@@ -195,9 +198,8 @@ def parity(model, out_dir: Path, image_size: tuple[int, int], tokens: np.ndarray
         got = sess.run(None, {sess.get_inputs()[0].name: feed})[0]
         ref = expected[tower]
         if got.shape != ref.shape:
-            raise ExportError(f"{tower}.onnx returns shape {got.shape}, torch {ref.shape}")
-        cos = float(np.min(np.sum(got * ref, axis=1) /
-                           (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1) + 1e-12)))
+            raise ExportError(f"{onnx_name}.onnx ({tower}) returns shape {got.shape}, torch {ref.shape}")
+        cos = cosine_min(got, ref)
         diff = float(np.max(np.abs(got - ref)))
         report[tower] = {"cosine_min": cos, "max_abs_diff": diff, "batch": int(len(ref)), "dim": int(ref.shape[1])}
         if not (cos > COSINE_MIN and diff < MAX_ABS):
