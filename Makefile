@@ -26,6 +26,9 @@ test: lint
 
 bench: setup
 	$(BIN)/python benchmarks/encoders.py
+	$(BIN)/python benchmarks/index_throughput.py
+	$(BIN)/python benchmarks/query_latency.py
+	$(BIN)/python benchmarks/rescan.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

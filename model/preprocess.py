@@ -9,6 +9,7 @@ over white rather than dropped to whatever colour they hide.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Sequence
@@ -56,21 +57,11 @@ class PreprocessConfig:
         }
 
 
-def open_image(source: str | Path | BinaryIO, cfg: PreprocessConfig | None = None) -> Image.Image:
-    """Decode an image file to an upright RGB image.
-
-    With `cfg`, JPEGs are decoded at the smallest DCT scale that still covers the model's
-    input (`Image.draft`, up to 8x less work), before the EXIF orientation is applied.
-    Pillow's decompression-bomb guard stays on. Errors become `ImageError` with the reason.
-    """
+@contextmanager
+def image_errors():
+    """Turn whatever Pillow (or a plugin) raises while decoding into `ImageError` with a plain reason."""
     try:
-        img = Image.open(source)
-        if cfg is not None and img.format == "JPEG":
-            side = max(cfg.size)
-            img.draft("RGB", (side, side))
-        img.load()
-        img = ImageOps.exif_transpose(img) or img
-        return to_rgb(img)
+        yield
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
@@ -81,8 +72,30 @@ def open_image(source: str | Path | BinaryIO, cfg: PreprocessConfig | None = Non
         raise ImageError("permission denied") from e
     except Image.UnidentifiedImageError as e:
         raise ImageError("not an image, or a format Glimpse cannot read") from e
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as e:
         raise ImageError(f"corrupt or truncated image ({e})") from e
+
+
+def upright(img: Image.Image, cfg: PreprocessConfig | None = None) -> Image.Image:
+    """Load an opened image (JPEG at a reduced DCT scale when `cfg` is given), apply EXIF orientation, RGB."""
+    with image_errors():
+        if cfg is not None and img.format == "JPEG":
+            side = max(cfg.size)
+            img.draft("RGB", (side, side))
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        return to_rgb(img)
+
+
+def open_image(source: str | Path | BinaryIO, cfg: PreprocessConfig | None = None) -> Image.Image:
+    """Decode an image file to an upright RGB image.
+
+    With `cfg`, JPEGs are decoded at the smallest DCT scale that still covers the model's
+    input (`Image.draft`, up to 8x less work), before the EXIF orientation is applied.
+    Pillow's decompression-bomb guard stays on. Errors become `ImageError` with the reason.
+    """
+    with image_errors():
+        return upright(Image.open(source), cfg)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -164,9 +177,12 @@ def resize_and_crop(img: Image.Image, cfg: PreprocessConfig) -> Image.Image:
 
 def to_array(img: Image.Image, cfg: PreprocessConfig) -> np.ndarray:
     """An RGB image to the model's normalised float32 CHW input."""
-    x = np.asarray(resize_and_crop(to_rgb(img), cfg), dtype=np.float32) / np.float32(255.0)
-    x = (x - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    pixels = np.asarray(resize_and_crop(to_rgb(img), cfg)).transpose(2, 0, 1)
+    x = pixels.astype(np.float32)  # one contiguous CHW copy, then in place: (x / 255 - mean) / std
+    std = np.asarray(cfg.std, np.float64)
+    x *= (1.0 / (255.0 * std)).astype(np.float32)[:, None, None]
+    x -= (np.asarray(cfg.mean, np.float64) / std).astype(np.float32)[:, None, None]
+    return x
 
 
 def batch(images: Sequence[Image.Image], cfg: PreprocessConfig) -> np.ndarray:

@@ -58,3 +58,34 @@ def run_glimpse(*args: str, env: dict | None = None, timeout: float = 300) -> su
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+@pytest.fixture
+def library(glimpse_home, tiny_stored):
+    """A Library in the test's own home, with the tiny model installed and active."""
+    from app.library.library import Library
+
+    lib = Library()
+    shutil.copytree(tiny_stored.path, lib.paths.models / tiny_stored.id)
+    lib.models.use(tiny_stored.id)
+    yield lib
+    lib.close()
+
+
+def make_photos(folder: Path, n: int, start: int = 0, size: tuple[int, int] = (160, 120), ext: str = "jpg") -> list[Path]:
+    """n distinct photo-like files in `folder`."""
+    import images
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(start, start + n):
+        p = folder / f"photo_{i:05d}.{ext}"
+        images.photo(*size, seed=i).save(p, quality=90) if ext == "jpg" else images.photo(*size, seed=i).save(p)
+        paths.append(p)
+    return paths
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from functools import cached_property
 
+from app.library.library import Library
 from app.library.models import Models
 from app.library.paths import Paths
 from app.library.settings import Settings
@@ -23,7 +24,11 @@ class Context:
 
     @cached_property
     def models(self) -> Models:
-        return Models(self.paths, self.settings)
+        return self.library.models
+
+    @cached_property
+    def library(self) -> Library:
+        return Library(self.paths, self.settings)
 
 
 def human_size(n: float) -> str:

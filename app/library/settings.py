@@ -10,6 +10,10 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "active_model": None,
     "provider": "auto",  # auto | cuda | cpu
+    "folders": [],       # watched roots, absolute paths
+    "exclude": [],       # glob patterns on names or relative paths, besides hidden and known folders
+    "watch": True,
+    "exact_search_limit": 50_000,  # photos searched exactly in memory; more use the ANN index
 }
 
 

@@ -1,0 +1,220 @@
+"""`glimpse folders add|remove|list`, `index`, `search`, `watch`, `status`, `errors`."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from .context import Context, human_size
+
+
+def add_parsers(sub) -> None:
+    f = sub.add_parser("folders", help="the folders Glimpse watches and indexes")
+    fsub = f.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = fsub.add_parser("add", help="watch a folder (index it with `glimpse index`)")
+    add.add_argument("paths", nargs="+", metavar="PATH")
+    add.set_defaults(func=cmd_folders_add)
+    rm = fsub.add_parser("remove", help="stop watching a folder and forget its photos (files are not touched)")
+    rm.add_argument("paths", nargs="+", metavar="PATH")
+    rm.set_defaults(func=cmd_folders_remove)
+    fsub.add_parser("list", help="watched folders with their photo counts").set_defaults(func=cmd_folders_list)
+    ex = fsub.add_parser("exclude", help="set glob patterns to skip (e.g. '*/Trash/*' 'tmp*'); none to clear")
+    ex.add_argument("patterns", nargs="*", metavar="PATTERN")
+    ex.set_defaults(func=cmd_folders_exclude)
+
+    idx = sub.add_parser("index", help="bring the index up to date with the watched folders")
+    idx.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32)")
+    idx.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("search", help="find photos by text, by an image, or both",
+                       description="Terms combine as in rclip: 'cat + snow - indoor', weights as '2:cat'; "
+                                   "a path to an image file searches by that image.")
+    s.add_argument("query", nargs="?", default="", help="text, an image file, or a combination")
+    s.add_argument("--add", action="append", default=[], metavar="TERM", help="add a text or image term")
+    s.add_argument("--sub", action="append", default=[], metavar="TERM", help="subtract a text or image term")
+    s.add_argument("--similar", action="append", default=[], metavar="PATH",
+                   help="photos similar to an indexed photo (uses its stored vector)")
+    s.add_argument("-k", "--top", type=int, default=20, metavar="K", help="how many results (default 20)")
+    s.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    s.add_argument("--folder", help="only photos in this folder")
+    s.add_argument("--after", metavar="YYYY-MM-DD", help="only photos taken on or after this day")
+    s.add_argument("--before", metavar="YYYY-MM-DD", help="only photos taken on or before this day")
+    s.add_argument("--json", action="store_true", help="print results as JSON")
+    s.set_defaults(func=cmd_search)
+
+    w = sub.add_parser("watch", help="index, then keep the index current as files change (Ctrl+C stops)")
+    w.add_argument("--quiet-seconds", type=float, default=1.0, help="wait for this long without changes")
+    w.set_defaults(func=cmd_watch)
+    sub.add_parser("status", help="photo counts, errors, the active model and the database size") \
+        .set_defaults(func=cmd_status)
+    e = sub.add_parser("errors", help="files that could not be indexed, with the reason")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_errors)
+
+
+def cmd_folders_add(args) -> int:
+    ctx = Context()
+    for path in args.paths:
+        folder = ctx.library.folders.add(path)
+        print(f"Watching {folder}")
+    print("Run `glimpse index` to index it, or `glimpse watch` to index and keep watching.")
+    return 0
+
+
+def cmd_folders_remove(args) -> int:
+    ctx = Context()
+    for path in args.paths:
+        folder = ctx.library.folders.remove(path)
+        print(f"Removed {folder} (its photos are forgotten by Glimpse; no file was touched)")
+    return 0
+
+
+def cmd_folders_list(args) -> int:
+    ctx = Context()
+    roots = ctx.library.folders.list()
+    if not roots:
+        print("No folders yet. Add one with `glimpse folders add PATH`.")
+        return 0
+    status = ctx.library.status()["folders"]
+    for root in roots:
+        s = status[root]
+        problem = f"  ({s['problem']})" if s["problem"] else ""
+        print(f"{s['photos']:>8} photos {s['errors']:>5} errors  {root}{problem}")
+    patterns = ctx.library.folders.exclusions.patterns
+    if patterns:
+        print("excluded: " + " ".join(patterns))
+    return 0
+
+
+def cmd_folders_exclude(args) -> int:
+    ctx = Context()
+    ctx.library.folders.set_exclusions(args.patterns)
+    print("Excluded: " + (" ".join(args.patterns) if args.patterns else "nothing besides hidden and system folders"))
+    return 0
+
+
+class _Bar:
+    """A tqdm bar fed by the indexer's progress events (on stderr, only on a terminal)."""
+
+    def __init__(self, desc: str):
+        self.desc = desc
+        self.bar = None
+
+    def __call__(self, p) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=p.total, desc=self.desc, unit="photo", disable=None, dynamic_ncols=True)
+        self.bar.total = p.total
+        self.bar.n = p.done
+        self.bar.set_postfix_str(f"{p.errors} errors" if p.errors else "", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _report(update) -> None:
+    plan, s = update.plan, update.summary
+    for problem in plan.problems:
+        print(f"glimpse: {problem}", file=sys.stderr)
+    rate = f", {s.encoded / s.seconds:.1f} photos/s" if s.encoded and s.seconds else ""
+    print(f"{s.done} indexed ({s.encoded} encoded, {s.reused} reused{rate}), {len(plan.deleted)} removed, "
+          f"{plan.unchanged} unchanged, {s.errors} could not be read"
+          + (" — see `glimpse errors`" if s.errors else "") + (" (cancelled)" if s.cancelled else ""))
+
+
+def cmd_index(args) -> int:
+    ctx = Context()
+    library = ctx.library
+    if not library.folders.list():
+        print("glimpse: no folders to index; add one with `glimpse folders add PATH`", file=sys.stderr)
+        return 1
+    bar = _Bar("Indexing")
+    try:
+        update = library.update(progress=bar, batch_size=args.batch_size)
+    finally:
+        bar.close()
+        library.close()
+    _report(update)
+    return 0
+
+
+def cmd_search(args) -> int:
+    from app.library.query import parse
+    from app.library.search import Filters
+
+    ctx = Context()
+    terms = parse(args.query, args.add, args.sub, args.similar)
+    filters = Filters.dates(args.after, args.before, args.folder)
+    searcher = ctx.library.searcher()
+    results = searcher.search(terms, k=args.top, offset=args.offset, filters=filters)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=1, ensure_ascii=False))
+        return 0
+    if not results:
+        empty = ctx.library.catalog.count("status = 'ok'") == 0
+        print("No photos indexed yet: `glimpse folders add PATH` then `glimpse index`." if empty
+              else "No results (check the filters).")
+        return 0
+    for r in results:
+        print(f"{r.score:.3f}  {r.taken:%Y-%m-%d}  {human_size(r.size):>8}  {r.path}")
+    return 0
+
+
+def cmd_watch(args) -> int:
+    from app.library.watcher import Watcher
+
+    ctx = Context()
+    library = ctx.library
+    if not library.folders.list():
+        print("glimpse: no folders to watch; add one with `glimpse folders add PATH`", file=sys.stderr)
+        return 1
+    library.encoder()  # a missing model is reported now, not in the background
+    bar = _Bar("Indexing")
+
+    def on_update(update) -> None:
+        bar.close()
+        _report(update)
+        sys.stdout.flush()
+
+    watcher = Watcher(library, on_update=on_update, on_progress=bar, quiet=args.quiet_seconds).start()
+    print(f"Watching {len(library.folders.list())} folder(s); Ctrl+C stops.", flush=True)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("Stopping…", file=sys.stderr)
+    finally:
+        watcher.stop()
+        bar.close()
+        library.close()
+    return 0
+
+
+def cmd_status(args) -> int:
+    ctx = Context()
+    s = ctx.library.status()
+    print(f"photos      {s['photos']}  ({s['errors']} could not be read)")
+    print(f"model       {s['active_model'] or 'none (glimpse models pull)'}  ({s['vectors']} vectors)")
+    print(f"database    {human_size(s['database_bytes'])}  {s['database']}")
+    if not s["folders"]:
+        print("folders     none (glimpse folders add PATH)")
+    for root, f in s["folders"].items():
+        print(f"folder      {root}: {f['photos']} photos, {f['errors']} errors" + (f"  ({f['problem']})" if f["problem"] else ""))
+    return 0
+
+
+def cmd_errors(args) -> int:
+    ctx = Context()
+    rows = ctx.library.errors()
+    if args.json:
+        print(json.dumps([{"path": r["path"], "error": r["error"]} for r in rows], indent=1, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("No errors: every photo found could be read.")
+    for r in rows:
+        print(f"{r['path']}: {r['error']}")
+    return 0

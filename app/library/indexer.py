@@ -1,0 +1,285 @@
+"""The indexing pipeline: decoders → batches → ONNX encoder → the catalog's writer.
+
+A pool of decoder threads (Pillow and numpy release the GIL) reads files ahead of the encoder through
+a bounded window, so memory stays flat whatever the library's size. Each file is hashed first; content
+the catalog already has a vector for (a moved, renamed or copied photo, or a copy met earlier in this
+run) is not decoded or encoded again: its row takes the vector by hash and its metadata from the
+catalog. A file that fails becomes an "error" row with its reason, and indexing goes on. Rows are
+committed in groups by the catalog's one writer, so a killed process loses at most the last group and
+the next run picks up exactly where this one stopped.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pyarrow.compute as pc
+
+from model.errors import ImageError
+from model.runtime import Encoder, cpu_threads
+
+from . import photo
+from .catalog import Catalog
+from .scanner import FileInfo
+
+META_COLUMNS = ["width", "height", "taken_at", "make", "camera", "lat", "lon", "format"]
+
+
+@dataclass
+class Progress:
+    done: int
+    total: int
+    rate: float            # photos per second, over the last few seconds
+    eta_s: float | None
+    current: str
+    errors: int
+    encoded: int
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    done: int = 0
+    encoded: int = 0         # photos that went through the model
+    reused: int = 0          # photos that took an existing vector (moves, copies, duplicates)
+    errors: int = 0
+    cancelled: bool = False
+    seconds: float = 0.0
+    error_list: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Control:
+    """Pause, resume and cancel a running job from another thread."""
+
+    def __init__(self):
+        self._cancel = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def checkpoint(self) -> bool:
+        """Wait while paused; returns False once cancelled."""
+        self._running.wait()
+        return not self._cancel.is_set()
+
+
+@dataclass
+class _Item:
+    info: FileInfo
+    hash: str | None = None
+    pixels: np.ndarray | None = None
+    meta: photo.Meta | dict | None = None
+    error: str | None = None
+    duplicate_of_run: bool = False
+
+
+class Indexer:
+    def __init__(self, catalog: Catalog, encoder: Encoder, batch_size: int = 32, workers: int | None = None,
+                 prefetch: int | None = None, commit_every: int = 256, commit_seconds: float = 2.0):
+        self.catalog = catalog
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.workers = workers or max(2, cpu_threads())
+        self.prefetch = prefetch or max(2 * batch_size, 4 * self.workers)
+        self.commit_every = commit_every
+        self.commit_seconds = commit_seconds
+
+    # -- decoding (pool threads) ---------------------------------------------------------------
+    def _prepare(self, info: FileInfo, known: set, claimed: dict, lock: threading.Lock,
+                 metas: Callable[[str], dict | None]) -> _Item:
+        item = _Item(info)
+        try:
+            item.hash = photo.content_hash(info.path, info.size)
+        except OSError as e:
+            item.error = "file not found" if isinstance(e, FileNotFoundError) else f"cannot be read ({e.strerror or e})"
+            return item
+        with lock:
+            first = item.hash not in known and item.hash not in claimed
+            if first:
+                claimed[item.hash] = info.path
+        if not first:  # the vector exists, or is being made from another copy in this run
+            item.duplicate_of_run = item.hash not in known
+            item.meta = metas(item.hash)
+            if item.meta is None and not item.duplicate_of_run:
+                try:
+                    item.meta = photo.read_meta(info.path, info.mtime_ns / 1e9)
+                except ImageError as e:
+                    item.error = str(e)
+            return item
+        try:
+            item.pixels, item.meta = photo.load(info.path, info.mtime_ns / 1e9, self.encoder.preprocess)
+        except ImageError as e:
+            item.error = str(e)
+        except Exception as e:  # a decoder plugin bug must not stop the run
+            item.error = f"cannot be decoded ({type(e).__name__}: {e})"
+        return item
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self, files: list[FileInfo], progress: Callable[[Progress], None] | None = None,
+            control: Control | None = None) -> Summary:
+        control = control or Control()
+        model_id = self.encoder.model_id
+        summary = Summary(total=len(files))
+        start = time.perf_counter()
+        if not files:
+            return summary
+        known = set(self.catalog.vector_hashes(model_id).to_pylist())
+        metas = _MetaLookup(self.catalog)
+        claimed: dict[str, str] = {}
+        lock = threading.Lock()
+        made: dict[str, dict] = {}            # hash -> metadata of content encoded in this run
+        waiting: dict[str, list[FileInfo]] = {}  # copies waiting for their first copy's vector
+        failed: dict[str, str] = {}              # hash -> why its first copy could not be read
+        rows: list[dict] = []
+        batch: list[_Item] = []
+        out_hashes: list[str] = []
+        out_vectors: list[np.ndarray] = []
+        commits: deque[Future] = deque()
+        last_commit = time.perf_counter()
+        recent: deque[tuple[float, int]] = deque([(start, 0)])
+
+        def report(current: str) -> None:
+            if not progress:
+                return
+            now = time.perf_counter()
+            recent.append((now, summary.done))
+            while len(recent) > 2 and now - recent[0][0] > 5.0:
+                recent.popleft()
+            t0, d0 = recent[0]
+            rate = (summary.done - d0) / (now - t0) if now > t0 else 0.0
+            eta = (summary.total - summary.done) / rate if rate > 0 else None
+            progress(Progress(summary.done, summary.total, rate, eta, current, summary.errors, summary.encoded))
+
+        def add_row(info: FileInfo, h: str | None, meta, error: str | None = None) -> None:
+            row = {"path": info.path, "root": info.root, "size": info.size, "mtime_ns": info.mtime_ns, "hash": h,
+                   "status": "error" if error else "ok", "error": error}
+            if meta is not None:
+                row.update(meta if isinstance(meta, dict) else meta.to_dict())
+            elif error:
+                row["taken_at"] = photo.wall_clock(info.mtime_ns / 1e9)
+            rows.append(row)
+            summary.done += 1
+            if error:
+                summary.errors += 1
+                summary.error_list.append((info.path, error))
+
+        def flush(force: bool = False) -> None:
+            nonlocal rows, out_hashes, out_vectors, last_commit
+            due = len(rows) >= self.commit_every or time.perf_counter() - last_commit >= self.commit_seconds
+            if not rows or not (force or due):
+                return
+            vectors = np.concatenate(out_vectors) if out_vectors else None
+            commits.append(self.catalog.commit(rows, model_id, out_hashes, vectors))
+            rows, out_hashes, out_vectors = [], [], []
+            last_commit = time.perf_counter()
+            while len(commits) > 2 or (force and commits):
+                commits.popleft().result()
+
+        def encode_batch() -> None:
+            if not batch:
+                return
+            vectors = self.encoder.encode_arrays(np.stack([it.pixels for it in batch]))
+            out_vectors.append(vectors)
+            for it in batch:
+                out_hashes.append(it.hash)
+                made[it.hash] = it.meta.to_dict()
+                known.add(it.hash)
+                add_row(it.info, it.hash, it.meta)
+                summary.encoded += 1
+                for twin in waiting.pop(it.hash, []):
+                    add_row(twin, it.hash, made[it.hash])
+                    summary.reused += 1
+            batch.clear()
+            report(batch_last)
+            flush()
+
+        batch_last = ""
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
+            window: deque[Future] = deque()
+            todo = iter(files)
+            exhausted = False
+            while True:
+                while not exhausted and len(window) < self.prefetch and not control.cancelled:
+                    info = next(todo, None)
+                    if info is None:
+                        exhausted = True
+                    else:
+                        window.append(pool.submit(self._prepare, info, known, claimed, lock, metas.get))
+                if not window or not control.checkpoint():
+                    break
+                item = window.popleft().result()
+                batch_last = item.info.path
+                if item.error:
+                    add_row(item.info, item.hash, item.meta, item.error)
+                    if item.hash and claimed.get(item.hash) == item.info.path:
+                        failed[item.hash] = item.error
+                        for twin in waiting.pop(item.hash, []):
+                            add_row(twin, item.hash, None, item.error)
+                elif item.pixels is None:
+                    if item.hash in failed:
+                        add_row(item.info, item.hash, None, failed[item.hash])
+                    elif item.hash in known:
+                        add_row(item.info, item.hash, item.meta or made.get(item.hash))
+                        summary.reused += 1
+                    else:
+                        waiting.setdefault(item.hash, []).append(item.info)
+                    report(item.info.path)
+                else:
+                    batch.append(item)
+                    if len(batch) >= self.batch_size:
+                        encode_batch()
+                if not batch:
+                    flush()
+            for f in window:
+                f.cancel()
+        if control.cancelled:
+            summary.cancelled = True  # the partial batch is dropped; the next run redoes it
+        else:
+            encode_batch()
+        flush(force=True)
+        summary.seconds = time.perf_counter() - start
+        report(batch_last)
+        return summary
+
+
+class _MetaLookup:
+    """Metadata of content the catalog already knows, by hash (loaded once, on first need)."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self._by_hash: dict[str, dict] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, h: str) -> dict | None:
+        with self._lock:
+            if self._by_hash is None:
+                table = self.catalog.photo_columns(["hash", *META_COLUMNS], "status = 'ok'")
+                self._by_hash = {r["hash"]: {k: r[k] for k in META_COLUMNS} for r in table.to_pylist()}
+            return self._by_hash.get(h)

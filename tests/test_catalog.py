@@ -1,0 +1,75 @@
+"""The catalog on disk: schema versions and migrations, keys that stay unique, compaction, odd paths."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from app.library import catalog as catalog_module
+from app.library.catalog import Catalog, CatalogError
+
+
+def _row(path: str, h: str = "h0", **kw) -> dict:
+    return {"path": path, "root": "/r", "size": 1, "mtime_ns": 1, "hash": h, "status": "ok", **kw}
+
+
+def test_rows_are_keyed_by_path_and_vectors_by_content(tmp_path):
+    cat = Catalog(tmp_path / "db")
+    v = np.eye(4, dtype=np.float32)[:2]
+    cat.commit([_row("/r/a.jpg", "h1"), _row("/r/b.jpg", "h2")], "m", ["h1", "h2"], v).result()
+    cat.commit([_row("/r/a.jpg", "h1", width=10)], "m", ["h1"], v[:1]).result()  # the same again
+    assert cat.count() == 2 and cat.photo("/r/a.jpg")["width"] == 10
+    hashes, vectors = cat.vectors("m")
+    assert sorted(hashes) == ["h1", "h2"] and vectors.shape == (2, 4)
+    assert cat.vector_table("m").schema.metadata[b"model_id"] == b"m"
+    assert cat.vector_table("other") is None  # vectors of another model are another table
+    cat.close()
+    reopened = Catalog(tmp_path / "db")
+    assert reopened.count() == 2 and reopened.schema_version() == catalog_module.SCHEMA_VERSION
+    reopened.close()
+
+
+def test_paths_with_quotes_and_wildcards(tmp_path):
+    cat = Catalog(tmp_path / "db")
+    odd = ["/r/it's/a.jpg", "/r/100%/b.jpg", "/r/a_b/c.jpg", "/r/axb/d.jpg", "/r/ü 写真/e.jpg"]
+    cat.commit([_row(p) for p in odd]).result()
+    assert cat.photo("/r/it's/a.jpg") is not None
+    cat.delete_under("/r/a_b").result()  # "_" is not a wildcard: /r/axb stays
+    assert sorted(r["path"] for r in cat.photos()) == sorted(set(odd) - {"/r/a_b/c.jpg"})
+    cat.delete_paths(["/r/it's/a.jpg", "/r/100%/b.jpg"]).result()
+    assert sorted(r["path"] for r in cat.photos()) == ["/r/axb/d.jpg", "/r/ü 写真/e.jpg"]
+    cat.close()
+
+
+def test_compaction_merges_fragments_and_keeps_every_row(tmp_path):
+    cat = Catalog(tmp_path / "db")
+    for i in range(30):
+        cat.commit([_row(f"/r/{i}.jpg", f"h{i}")], "m", [f"h{i}"], np.ones((1, 4), np.float32)).result()
+    before = cat.table("photos").stats()["fragment_stats"]["num_fragments"]
+    cat.compact().result()
+    after = cat.table("photos").stats()["fragment_stats"]["num_fragments"]
+    assert before >= 30 and after == 1
+    assert cat.count() == 30 and len(cat.vectors("m")[0]) == 30
+    cat.delete_paths([f"/r/{i}.jpg" for i in range(10)]).result()
+    assert cat.sweep_vectors("m").result() == 10 and len(cat.vectors("m")[0]) == 20
+    cat.close()
+
+
+def test_migrations_run_in_order_and_newer_catalogs_are_refused(tmp_path, monkeypatch):
+    cat = Catalog(tmp_path / "db")
+    cat.commit([_row("/r/a.jpg")]).result()
+    cat.close()
+
+    def add_rating(c: Catalog) -> None:  # what a schema change looks like: a new column with a default
+        c.table("photos").add_columns({"rating": "cast(0 as int)"})
+
+    monkeypatch.setattr(catalog_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(catalog_module.MIGRATIONS, 2, add_rating)
+    migrated = Catalog(tmp_path / "db")
+    assert migrated.schema_version() == 2
+    assert migrated.table("photos").to_arrow()["rating"].to_pylist() == [0]
+    migrated.close()
+
+    monkeypatch.setattr(catalog_module, "SCHEMA_VERSION", 1)
+    with pytest.raises(CatalogError, match="newer Glimpse"):
+        Catalog(tmp_path / "db")

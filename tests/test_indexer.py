@@ -1,0 +1,250 @@
+"""Indexing real files: every format, bad inputs, metadata, moves and copies, cancel and pause."""
+from __future__ import annotations
+
+import os
+import threading
+import zlib
+import struct
+
+import pytest
+from PIL import Image
+
+import images
+from app.library.query import parse
+from conftest import file_digests, make_photos
+from model.runtime import Encoder
+
+
+class CountingEncoder(Encoder):
+    """The real encoder, counting how many images go through the model."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.images = 0
+
+    def encode_arrays(self, pixels):
+        self.images += len(pixels)
+        return super().encode_arrays(pixels)
+
+
+def _counting(library) -> CountingEncoder:
+    enc = CountingEncoder(library.models.active())
+    library._encoder = enc
+    return enc
+
+
+def _rows(library) -> dict[str, dict]:
+    return {r["path"]: r for r in library.catalog.photos()}
+
+
+def _bomb_png(path) -> None:
+    """A small PNG that claims 30000 x 30000 pixels (900 MP): Pillow refuses it before decoding."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = zlib.compress(b"\x00" * 4096)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+
+
+def test_every_format_is_indexed(library, tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    pic = images.photo(96, 72, seed=3)
+    for ext, kw in [("jpg", {}), ("png", {}), ("webp", {}), ("gif", {}), ("tif", {}), ("bmp", {}),
+                    ("avif", {}), ("heic", {})]:
+        pic.save(root / f"pic.{ext}", **kw)
+    frames = [images.photo(96, 72, seed=s) for s in (4, 5)]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:])
+    library.folders.add(str(root))
+    update = library.update()
+    rows = _rows(library)
+    assert update.summary.errors == 0, update.summary.error_list
+    assert {os.path.basename(p) for p in rows} == {"pic.jpg", "pic.png", "pic.webp", "pic.gif", "pic.tif",
+                                                  "pic.bmp", "pic.avif", "pic.heic", "anim.gif"}
+    assert {r["format"] for r in rows.values()} >= {"JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF", "HEIF"}
+    assert all(r["status"] == "ok" and r["width"] == 96 and r["height"] == 72 for r in rows.values())
+    # The animated GIF is indexed by its first frame: it matches that frame saved alone.
+    frames[0].save(tmp_path / "first.png")
+    hits = library.searcher().search_vector(library.encoder().encode_images([str(tmp_path / "first.png")])[0], k=1)
+    assert os.path.basename(hits[0].path) == "anim.gif"
+
+
+def test_bad_files_are_recorded_and_indexing_goes_on(library, tmp_path):
+    root = tmp_path / "photos"
+    good = make_photos(root, 3)
+    good_bytes = good[0].read_bytes()
+    (root / "truncated.jpg").write_bytes(good_bytes[: len(good_bytes) // 3])
+    (root / "corrupt.jpg").write_bytes(good_bytes[:200] + os.urandom(4000))
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "notes.jpg").write_text("shopping list: milk, eggs")
+    _bomb_png(root / "bomb.png")
+    unicode_dir = root / "Ålesund ☃ 写真"
+    images.photo(120, 90, seed=42).save(unicode_dir.mkdir() or unicode_dir / "fjord ü.jpg")
+    library.folders.add(str(root))
+    update = library.update()
+
+    rows = _rows(library)
+    reasons = {os.path.basename(p): r["error"] for p, r in rows.items() if r["status"] == "error"}
+    assert set(reasons) == {"truncated.jpg", "corrupt.jpg", "empty.jpg", "notes.jpg", "bomb.png"}
+    assert "too large" in reasons["bomb.png"]
+    assert "not an image" in reasons["notes.jpg"] and "not an image" in reasons["empty.jpg"]
+    assert "truncated" in reasons["truncated.jpg"] or "corrupt" in reasons["truncated.jpg"]
+    ok = {os.path.basename(p) for p, r in rows.items() if r["status"] == "ok"}
+    assert ok == {p.name for p in good} | {"fjord ü.jpg"}
+    assert update.summary.errors == 5 and update.summary.done == 9
+    assert [e["path"] for e in library.errors()] == sorted(str(root / n) for n in reasons)
+    # Unchanged bad files are not retried; a fixed one is.
+    again = library.update()
+    assert again.plan.todo == [] and again.plan.unchanged == 9
+    images.photo(80, 60, seed=9).save(root / "notes.jpg")
+    fixed = library.update()
+    assert [f.path for f in fixed.plan.todo] == [str(root / "notes.jpg")]
+    assert _rows(library)[str(root / "notes.jpg")]["status"] == "ok"
+
+
+def test_metadata_from_exif(library, tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    exif = Image.Exif()
+    exif[271], exif[272], exif[274] = "Canon", "EOS R6", 6  # orientation 6: rotate 90 degrees to view
+    exif.get_ifd(0x8769)[36867] = "2021:07:04 12:30:00"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "S", (33.0, 51.0, 36.0), "E", (151.0, 12.0, 36.0)
+    images.photo(200, 100, seed=1).save(root / "sydney.jpg", exif=exif)
+    images.photo(64, 48, seed=2).save(root / "plain.png")
+    os.utime(root / "plain.png", (1_600_000_000, 1_600_000_000))
+    library.folders.add(str(root))
+    library.update()
+    rows = _rows(library)
+    s = rows[str(root / "sydney.jpg")]
+    assert (s["width"], s["height"]) == (100, 200)  # as displayed, upright
+    assert (s["make"], s["camera"]) == ("Canon", "EOS R6")
+    assert s["lat"] == pytest.approx(-33.86, abs=0.01) and s["lon"] == pytest.approx(151.21, abs=0.01)
+    import datetime as dt
+    assert dt.datetime.fromtimestamp(s["taken_at"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M") == "2021-07-04 12:30"
+    p = rows[str(root / "plain.png")]
+    local = dt.datetime.fromtimestamp(1_600_000_000)  # no EXIF: the file's time, as local wall-clock time
+    assert dt.datetime.fromtimestamp(p["taken_at"], dt.timezone.utc).replace(tzinfo=None) == local
+    assert p["lat"] is None and p["make"] in ("", None)
+
+
+def test_moves_and_copies_keep_their_vector_without_encoding(library, tmp_path):
+    root = tmp_path / "photos"
+    paths = make_photos(root, 6)
+    (root / "dup.jpg").write_bytes(paths[0].read_bytes())  # identical content in the first run
+    library.folders.add(str(root))
+    enc = _counting(library)
+    first = library.update()
+    assert enc.images == 6 and first.summary.encoded == 6 and first.summary.reused == 1
+    before = {p: r["hash"] for p, r in _rows(library).items()}
+
+    (root / "album").mkdir()
+    os.rename(paths[1], root / "album" / "renamed.jpg")
+    (root / "copy.jpg").write_bytes(paths[2].read_bytes())
+    second = library.update()
+    assert enc.images == 6, "a moved or copied photo must not be decoded or encoded again"
+    assert second.summary.reused == 2 and second.summary.encoded == 0
+    assert second.plan.deleted == [str(paths[1])]
+    rows = _rows(library)
+    assert str(paths[1]) not in rows
+    moved = rows[str(root / "album" / "renamed.jpg")]
+    assert moved["hash"] == before[str(paths[1])] and moved["status"] == "ok" and moved["width"] == 160
+    q = library.encoder().encode_images([str(root / "album" / "renamed.jpg")])[0]
+    hits = library.searcher().search_vector(q, k=1)
+    assert hits[0].path == str(root / "album" / "renamed.jpg") and hits[0].score > 0.999
+
+
+def test_originals_are_never_written(library, tmp_path):
+    root = tmp_path / "photos"
+    make_photos(root, 5)
+    exif = Image.Exif()
+    exif[274] = 8
+    images.photo(90, 60, seed=7).save(root / "rotated.jpg", exif=exif)
+    before = file_digests(root)
+    stat_before = {p: os.stat(p).st_mtime_ns for p in before}
+    library.folders.add(str(root))
+    library.update()
+    library.thumbnails.get(str(root / "rotated.jpg"))
+    library.searcher().search_vector(library.encoder().encode_images([str(root / "rotated.jpg")])[0])
+    assert file_digests(root) == before
+    assert {p: os.stat(p).st_mtime_ns for p in before} == stat_before
+
+
+def test_file_deleted_while_indexing(library, tmp_path):
+    root = tmp_path / "photos"
+    paths = make_photos(root, 40)
+    library.folders.add(str(root))
+    victim = paths[-1]
+    removed = []
+
+    def progress(p):
+        if not removed and p.done >= 1:
+            victim.unlink()
+            removed.append(victim)
+
+    from app.library.indexer import Indexer
+    plan = library.scan()
+    summary = Indexer(library.catalog, library.encoder(), batch_size=4, workers=1, prefetch=2).run(plan.todo, progress)
+    assert removed and summary.done == 40
+    assert summary.error_list == [(str(victim), "file not found")]
+    # The next scan forgets it.
+    update = library.update()
+    assert update.plan.deleted == [str(victim)] and str(victim) not in _rows(library)
+    assert library.catalog.count() == 39
+
+
+def test_progress_cancel_and_pause(library, tmp_path):
+    from app.library.indexer import Control, Indexer
+
+    root = tmp_path / "photos"
+    make_photos(root, 30)
+    library.folders.add(str(root))
+    plan = library.scan()
+    control = Control()
+    events = []
+
+    def progress(p):
+        events.append(p)
+        if p.done >= 8:
+            control.cancel()
+
+    summary = Indexer(library.catalog, library.encoder(), batch_size=4, prefetch=4).run(plan.todo, progress, control)
+    assert summary.cancelled and 8 <= summary.done < 30
+    assert events[0].total == 30 and all(e.current.endswith(".jpg") for e in events)
+    assert any(e.rate > 0 and e.eta_s is not None for e in events)
+    committed = library.catalog.count()
+    assert committed == summary.done  # what was counted was committed, nothing more
+    # Pause: nothing moves until resumed.
+    control = Control()
+    control.pause()
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(
+        Indexer(library.catalog, library.encoder(), batch_size=4).run(library.scan().todo, None, control)))
+    worker.start()
+    worker.join(1.0)
+    assert worker.is_alive() and library.catalog.count() == committed
+    control.resume()
+    worker.join(60)
+    assert not worker.is_alive() and library.catalog.count() == 30 and seen[0].done == 30 - committed
+
+
+def test_raw_files_are_indexed_through_their_preview(library, tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    scene = images.photo(320, 240, seed=21)
+    images.dng(root / "IMG_0001.DNG", scene)
+    images.dng(root / "IMG_0002.dng", images.photo(320, 240, seed=22))
+    images.photo(320, 240, seed=23).save(root / "IMG_0002.jpg")  # shot as RAW+JPEG: the JPEG stands for it
+    (root / "IMG_0003.NEF").write_bytes(os.urandom(5000))       # damaged RAW
+    library.folders.add(str(root))
+    update = library.update()
+    rows = _rows(library)
+    assert set(map(os.path.basename, rows)) == {"IMG_0001.DNG", "IMG_0002.jpg", "IMG_0003.NEF"}
+    dng = rows[str(root / "IMG_0001.DNG")]
+    assert dng["status"] == "ok" and dng["format"] == "DNG" and (dng["width"], dng["height"]) == (96, 64)
+    assert "RAW file without a readable preview" in rows[str(root / "IMG_0003.NEF")]["error"]
+    assert update.summary.errors == 1
+    scene.save(tmp_path / "same-scene.jpg", quality=85)
+    hits = library.searcher().search(parse(str(tmp_path / "same-scene.jpg")), k=1)
+    assert hits[0].path == str(root / "IMG_0001.DNG")
+    assert library.thumbnails.get(str(root / "IMG_0001.DNG")).exists()
