@@ -182,9 +182,13 @@ def cmd_watch(args) -> int:
 
     watcher = Watcher(library, on_update=on_update, on_progress=bar, quiet=args.quiet_seconds).start()
     print(f"Watching {len(library.folders.list())} folder(s); Ctrl+C stops.", flush=True)
+    shown = None
     try:
         while True:
             time.sleep(0.5)
+            if watcher.error != shown:
+                shown = watcher.error
+                print(f"glimpse: {shown}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         print("Stopping…", file=sys.stderr)
     finally:

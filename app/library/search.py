@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 
 from model.runtime import Encoder
 
-from .catalog import Catalog, fixed_list_to_numpy, sql_str
+from . import photo
+from .catalog import Catalog, fixed_list_to_numpy
 from .query import QueryError, Term
 
 DEFAULT_EXACT_LIMIT = 50_000
@@ -104,7 +105,7 @@ class _Data:
 
 class Searcher:
     def __init__(self, catalog: Catalog, encoder: Encoder, exact_limit: int = DEFAULT_EXACT_LIMIT,
-                 nprobes: int = 10, refine_factor: int = 5):
+                 nprobes: int = 6, refine_factor: int = 3):
         self.catalog = catalog
         self.encoder = encoder
         self.exact_limit = exact_limit
@@ -170,7 +171,8 @@ class Searcher:
             if t.kind == "image":
                 if not os.path.isfile(t.value):
                     raise QueryError(f"{t.value}: no such image file")
-                total += t.weight * self.encoder.encode_images([t.value])[0]
+                pixels, _ = photo.load(t.value, 0.0, self.encoder.preprocess)  # RAW and HEIC too
+                total += t.weight * self.encoder.encode_arrays(pixels[None])[0]
             elif t.kind == "similar":
                 total += t.weight * self.vector_of(t.value)
         norm = float(np.linalg.norm(total))
@@ -220,7 +222,3 @@ class Searcher:
         order = np.argsort(-np.asarray(scores), kind="stable")[offset:want]
         return [data.result(rows[i], scores[i]) for i in order]
 
-
-def photo_where(folder: str) -> str:
-    prefix = folder.rstrip(os.sep) + os.sep
-    return f"starts_with(path, {sql_str(prefix)})"
