@@ -93,9 +93,13 @@ def test_removing_a_folder_forgets_its_photos_and_keeps_the_files(library, tmp_p
         library.folders.add(str(tmp_path))
     with pytest.raises(FolderError, match="no such folder"):
         library.folders.add(str(tmp_path / "nowhere"))
-    # Settings persist: a new Library sees the same folders.
+    # Exclusions apply at the next scan, and settings persist: a new Library sees the same.
+    make_photos(b / "tmp-export", 2, start=20)
+    library.folders.set_exclusions(["tmp-*", " "])
+    assert library.update().plan.todo == [] and library.catalog.count() == 2
     from app.library.library import Library
-    assert Library().folders.list() == [str(b)]
+    again = Library()
+    assert again.folders.list() == [str(b)] and again.folders.exclusions.patterns == ("tmp-*",)
 
 
 _UNREADABLE = textwrap.dedent("""

@@ -1,7 +1,8 @@
 """Keeping the index current while the app runs: watchdog's native observer plus reconcile scans.
 
 File-system events only say where to look. They are collected and debounced: nothing happens until no
-event has arrived for `quiet` seconds (a file being copied keeps sending events), then the touched files
+event has arrived for `quiet` seconds (a file being copied keeps sending events; after `max_wait` the
+batch goes anyway, and a file caught half-written is redone at its next event), then the touched files
 and folders are rescanned with the scanner and indexed, so the catalog always follows what is on disk,
 not what the events claimed. A full reconcile scan runs at start, after the kernel's event queue
 overflowed, every `reconcile_every` seconds, and when a root that was missing comes back.
@@ -54,15 +55,17 @@ class _Overflow(logging.Handler):
 class Watcher:
     def __init__(self, library: Library, on_update: Callable[[Update], None] | None = None,
                  on_progress: Callable[[Progress], None] | None = None, quiet: float = 1.0,
-                 reconcile_every: float | None = 900.0, control: Control | None = None):
+                 reconcile_every: float | None = 900.0, control: Control | None = None, max_wait: float = 10.0):
         self.library = library
         self.on_update = on_update
         self.on_progress = on_progress
         self.quiet = quiet
+        self.max_wait = max_wait  # a file that never stops changing does not hold back the others
         self.reconcile_every = reconcile_every
         self.control = control or Control()
         self._pending: set[str] = set()
         self._last_event = 0.0
+        self._first_event = 0.0
         self._reconcile = True  # at start
         self._wake = threading.Condition()
         self._stop = False
@@ -75,6 +78,8 @@ class Watcher:
     # -- event side (observer thread) ---------------------------------------------------------------
     def touch(self, path: str) -> None:
         with self._wake:
+            if not self._pending:
+                self._first_event = time.monotonic()
             self._pending.add(path)
             self._last_event = time.monotonic()
             self._wake.notify()
@@ -136,7 +141,8 @@ class Watcher:
                     now = time.monotonic()
                     if self._reconcile:
                         break
-                    if self._pending and now - self._last_event >= self.quiet:
+                    if self._pending and (now - self._last_event >= self.quiet
+                                          or now - self._first_event >= self.max_wait):
                         break
                     if now >= next_reconcile:
                         self._reconcile = True
