@@ -94,9 +94,14 @@ class Catalog:
         self._lock = threading.Lock()
         try:
             self.write(self._open_or_create).result()
-        except BaseException:
+        except CatalogError:
             self._writer.shutdown(wait=False)
             raise
+        except Exception as e:
+            self._writer.shutdown(wait=False)
+            raise CatalogError(f"The catalog at {self.folder} is damaged ({str(e).splitlines()[0][:200]}). "
+                               "Move that folder aside and run `glimpse index` to build it again; "
+                               "your photos are not affected.") from e
 
     # -- set-up -------------------------------------------------------------------------------
     def _open_or_create(self) -> None:
@@ -106,6 +111,8 @@ class Catalog:
         if META not in names:
             self.db.create_table(META, data=pa.table({"key": ["schema_version"], "value": [str(SCHEMA_VERSION)]},
                                                      schema=META_SCHEMA), exist_ok=True)
+        for name in self._table_names():  # a damaged table fails here, at open, not in the middle of work
+            self.table(name).count_rows()
         version = self.schema_version()
         if version > SCHEMA_VERSION:
             raise CatalogError(f"The catalog at {self.folder} was written by a newer Glimpse (schema {version}); "
@@ -184,12 +191,6 @@ class Catalog:
             for chunk in chunks:
                 self._delete("path IN (" + ", ".join(sql_str(p) for p in chunk) + ")")
         return self.write(run)
-
-    def delete_under(self, folder: str) -> Future:
-        """Forget every photo in `folder` and below (the files are not touched)."""
-        prefix = folder.rstrip(os.sep) + os.sep
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return self.write(self._delete, f"path LIKE {sql_str(escaped + '%')} ESCAPE '\\' OR path = {sql_str(folder)}")
 
     def delete_root(self, root: str) -> Future:
         return self.write(self._delete, f"root = {sql_str(root)}")
