@@ -98,9 +98,18 @@ def test_search_sees_changes_without_a_restart(indexed):
     searcher = library.searcher()
     q = searcher.query_vector(parse("a lake"))
     assert len(searcher.search_vector(q, k=100)) == 12
+    cached = searcher._cache.matrix.copy()
     make_photos(root / "new", 2, start=500)
     library.update()
     assert len(searcher.search_vector(q, k=100)) == 14
+    # Only the two new vectors were read; the rest of the cache is untouched.
+    assert len(searcher._cache) == 14 and np.array_equal(searcher._cache.matrix[:12], cached)
+    # The window answers from what it has while the change loads in the background.
+    (root / "new" / "photo_00500.jpg").unlink()
+    library.update()
+    assert len(searcher.search_vector(q, k=100, fresh=False)) == 14
+    searcher._refreshing.join(30)
+    assert len(searcher.search_vector(q, k=100, fresh=False)) == 13
 
 
 def _clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Search: a query vector against the photos' vectors, with folder and date filters and paging.
 
-Up to `exact_limit` photos the vectors are held in memory as one float32 matrix and searched exactly
-(a matrix-vector product; ~10x faster than LanceDB's flat scan here). Past it, LanceDB's ANN index (IVF +
-HNSW, 8-bit scalar quantised) finds candidates, re-ranked with the full vectors (`refine_factor`); filters are applied to the
+Up to `exact_limit` photos the vectors are held in memory (`VectorCache`, one row per distinct
+content, updated incrementally) and searched exactly with a matrix-vector product. Past it, LanceDB's
+ANN index (IVF + HNSW, 8-bit scalar quantised) finds candidates, re-ranked with the full vectors (`refine_factor`); filters are applied to the
 candidates, widening the candidate set until a page is full. Cached data is reloaded when the catalog
 changes. No torch here: queries are encoded by ONNX Runtime.
 """
@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -20,8 +21,9 @@ import pyarrow.compute as pc
 from model.runtime import Encoder
 
 from . import photo
-from .catalog import Catalog, fixed_list_to_numpy
+from .catalog import Catalog
 from .query import QueryError, Term
+from .vectors import VectorCache
 
 DEFAULT_EXACT_LIMIT = 50_000
 
@@ -65,27 +67,40 @@ class Filters:
 
 
 class _Data:
-    """The photos searchable with one model, as arrays, plus the vectors when searching exactly."""
+    """The photos searchable with one model, as arrays. For exact search, `vectors` holds one row per
+    distinct content and `vec_index` points each photo at its row; with the ANN index both are None."""
 
-    def __init__(self, photos: pa.Table, hashes: pa.Array, matrix: np.ndarray | None):
+    def __init__(self, photos: pa.Table, vectors: np.ndarray | None = None, vec_index: np.ndarray | None = None):
         self.paths = photos["path"].combine_chunks()
         self.path_list = self.paths.to_pylist()
-        self.hashes = photos["hash"].to_numpy(zero_copy_only=False).astype(str)
+        self.hash_column = photos["hash"]
         self.taken_at = photos["taken_at"].to_numpy(zero_copy_only=False)
         self.size = photos["size"].to_numpy(zero_copy_only=False)
         self.width = photos["width"].to_numpy(zero_copy_only=False)
         self.height = photos["height"].to_numpy(zero_copy_only=False)
-        self.matrix = matrix
-        self.by_hash = np.argsort(self.hashes, kind="stable")
-        self._sorted = self.hashes[self.by_hash]
-        self.row_of = {p: i for i, p in enumerate(self.path_list)}
+        self.vectors = vectors
+        self.vec_index = vec_index
 
     def __len__(self) -> int:
         return len(self.path_list)
 
+    @cached_property
+    def row_of(self) -> dict[str, int]:
+        return {p: i for i, p in enumerate(self.path_list)}
+
+    @cached_property
+    def _by_hash(self) -> tuple[np.ndarray, np.ndarray]:
+        hashes = self.hash_column.to_numpy(zero_copy_only=False).astype(str)
+        order = np.argsort(hashes, kind="stable")
+        return order, hashes[order]
+
+    def hash_of(self, i: int) -> str:
+        return self.hash_column[i].as_py()
+
     def rows_for(self, h: str) -> np.ndarray:
-        lo, hi = np.searchsorted(self._sorted, h, "left"), np.searchsorted(self._sorted, h, "right")
-        return self.by_hash[lo:hi]
+        order, sorted_hashes = self._by_hash
+        lo, hi = np.searchsorted(sorted_hashes, h, "left"), np.searchsorted(sorted_hashes, h, "right")
+        return order[lo:hi]
 
     def mask(self, f: Filters) -> np.ndarray | None:
         keep = None
@@ -113,14 +128,25 @@ class Searcher:
         self.refine_factor = refine_factor
         self._data: _Data | None = None
         self._version = None
+        self._cache = VectorCache(catalog, encoder.model_id, encoder.embed_dim)
         self._lock = threading.Lock()
+        self._refreshing: threading.Thread | None = None
 
     @property
     def model_id(self) -> str:
         return self.encoder.model_id
 
-    def data(self) -> _Data:
-        """The searchable photos, reloaded when the catalog has changed since the last query."""
+    def data(self, fresh: bool = True) -> _Data:
+        """The searchable photos, brought up to date when the catalog has changed since the last query.
+
+        With `fresh=False` (the window, while typing) a change is picked up in the background and this
+        query is answered from what is already loaded, unless nothing is loaded yet.
+        """
+        if not fresh and self._data is not None:
+            if self._refreshing is None or not self._refreshing.is_alive():
+                self._refreshing = threading.Thread(target=self.data, name="search-refresh", daemon=True)
+                self._refreshing.start()
+            return self._data
         with self._lock:
             version = self.catalog.versions()
             if self._data is None or version != self._version:
@@ -129,25 +155,20 @@ class Searcher:
 
     @property
     def uses_ann(self) -> bool:
-        return self.data().matrix is None
+        return self.data().vectors is None
 
     def _load(self) -> _Data:
-        vectors = self.catalog.vector_table(self.model_id)
         photos = self.catalog.photo_columns(["path", "hash", "taken_at", "size", "width", "height"], "status = 'ok'")
-        if vectors is None:
-            return _Data(photos.slice(0, 0), pa.array([], pa.string()), np.zeros((0, self.encoder.embed_dim), np.float32))
-        count = vectors.count_rows()
-        if count > self.exact_limit:
-            hashes = self.catalog.vector_hashes(self.model_id)
-            keep = pc.is_in(photos["hash"], value_set=hashes)
-            return _Data(photos.filter(keep), hashes, None)
-        table = vectors.search().select(["hash", "vector"]).limit(None).to_arrow()
-        hashes = table["hash"].combine_chunks()
-        index = pc.index_in(photos["hash"], value_set=hashes)
+        table = self.catalog.vector_table(self.model_id)
+        if table is None:
+            return _Data(photos.slice(0, 0), np.zeros((0, self.encoder.embed_dim), np.float32), np.zeros(0, np.int64))
+        if table.count_rows() > self.exact_limit:
+            self._cache = VectorCache(self.catalog, self.model_id, self.encoder.embed_dim)  # memory back
+            return _Data(photos.filter(pc.is_in(photos["hash"], value_set=self.catalog.vector_hashes(self.model_id))))
+        self._cache.refresh()
+        index = self._cache.index_of(photos["hash"])
         photos = photos.filter(pc.is_valid(index))
-        rows = pc.drop_null(index).to_numpy(zero_copy_only=False)
-        matrix = np.ascontiguousarray(fixed_list_to_numpy(table["vector"])[rows])
-        return _Data(photos, hashes, matrix)
+        return _Data(photos, self._cache.matrix, pc.drop_null(index).to_numpy(zero_copy_only=False))
 
     # -- query vectors --------------------------------------------------------------------------
     def vector_of(self, path: str) -> np.ndarray:
@@ -156,9 +177,9 @@ class Searcher:
         i = data.row_of.get(os.path.abspath(path))
         if i is None:
             raise QueryError(f"{path} is not in the index (index it first, or search with the file itself)")
-        if data.matrix is not None:
-            return data.matrix[i]
-        _, vectors = self.catalog.vectors(self.model_id, [data.hashes[i]])
+        if data.vectors is not None:
+            return data.vectors[data.vec_index[i]]
+        _, vectors = self.catalog.vectors(self.model_id, [data.hash_of(i)])
         return vectors[0]
 
     def query_vector(self, terms: list[Term]) -> np.ndarray:
@@ -181,18 +202,20 @@ class Searcher:
         return total / norm
 
     # -- search ---------------------------------------------------------------------------------
-    def search(self, terms: list[Term], k: int = 20, offset: int = 0, filters: Filters = Filters()) -> list[Result]:
-        return self.search_vector(self.query_vector(terms), k, offset, filters)
+    def search(self, terms: list[Term], k: int = 20, offset: int = 0, filters: Filters = Filters(),
+               fresh: bool = True) -> list[Result]:
+        return self.search_vector(self.query_vector(terms), k, offset, filters, fresh)
 
-    def search_vector(self, q: np.ndarray, k: int = 20, offset: int = 0, filters: Filters = Filters()) -> list[Result]:
+    def search_vector(self, q: np.ndarray, k: int = 20, offset: int = 0, filters: Filters = Filters(),
+                      fresh: bool = True) -> list[Result]:
         if k <= 0 or offset < 0:
             raise QueryError("k must be positive and offset not negative")
-        data = self.data()
+        data = self.data(fresh)
         if len(data) == 0:
             return []
-        if data.matrix is None:
+        if data.vectors is None:
             return self._ann(data, q, k, offset, filters)
-        scores = data.matrix @ np.asarray(q, np.float32)
+        scores = (data.vectors @ np.asarray(q, np.float32))[data.vec_index]
         keep = data.mask(filters)
         if keep is not None:
             scores = np.where(keep, scores, -np.inf)
