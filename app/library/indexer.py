@@ -207,10 +207,11 @@ class Indexer:
                 return
             vectors = self.encoder.encode_arrays(np.stack([it.pixels for it in batch]))
             out_vectors.append(vectors)
+            with lock:
+                known.update(it.hash for it in batch)
             for it in batch:
                 out_hashes.append(it.hash)
                 made[it.hash] = it.meta.to_dict()
-                known.add(it.hash)
                 add_row(it.info, it.hash, it.meta)
                 summary.encoded += 1
                 for twin in waiting.pop(it.hash, []):
@@ -270,16 +271,19 @@ class Indexer:
 
 
 class _MetaLookup:
-    """Metadata of content the catalog already knows, by hash (loaded once, on first need)."""
+    """Metadata of content the catalog already knows, by hash. The columns are read once, on first
+    need, and kept as Arrow arrays (a dict of row numbers, not a dict per photo: small at 1M photos)."""
 
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
-        self._by_hash: dict[str, dict] | None = None
+        self._table = None
+        self._row: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def get(self, h: str) -> dict | None:
         with self._lock:
-            if self._by_hash is None:
-                table = self.catalog.photo_columns(["hash", *META_COLUMNS], "status = 'ok'")
-                self._by_hash = {r["hash"]: {k: r[k] for k in META_COLUMNS} for r in table.to_pylist()}
-            return self._by_hash.get(h)
+            if self._table is None:
+                self._table = self.catalog.photo_columns(["hash", *META_COLUMNS], "status = 'ok'")
+                self._row = {v: i for i, v in enumerate(self._table["hash"].to_pylist())}
+            i = self._row.get(h)
+            return None if i is None else self._table.select(META_COLUMNS).slice(i, 1).to_pylist()[0]

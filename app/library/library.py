@@ -76,10 +76,10 @@ class Library:
         """Scan, forget deleted files, index new and changed ones, and tidy the database after big changes."""
         encoder = self.encoder()  # fails early, with a clear message, when there is no model
         plan = self.scan(only)
-        if plan.deleted:
-            self.catalog.delete_paths(plan.deleted).result()
+        # New files first: a moved photo then takes its metadata from its old row, without opening the file.
         summary = Indexer(self.catalog, encoder, batch_size=batch_size).run(plan.todo, progress, control)
         if plan.deleted:
+            self.catalog.delete_paths(plan.deleted).result()
             self.catalog.sweep_vectors(encoder.model_id).result()
         if plan.changes >= COMPACT_AFTER and not summary.cancelled:
             self.tidy()
