@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument("-n", type=int, default=96, help="photos to index")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None, help="decoder threads (default: CPUs)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternate encoder-only and pipeline runs this often")
     args = ap.parse_args(argv)
 
     from app.library.catalog import Catalog
@@ -45,7 +46,6 @@ def main(argv=None) -> int:
     encoder = Encoder(stored)
     h, w = stored.preprocess.size
     pixels = np.random.default_rng(0).standard_normal((args.batch, 3, h, w)).astype(np.float32)
-    encoder_only = rate(lambda: encoder.encode_arrays(pixels), args.batch, seconds=8.0)
 
     # What decoding costs: one thread, a sample of the same files (read from the page cache).
     from app.library import photo
@@ -57,27 +57,34 @@ def main(argv=None) -> int:
     for p in sample:
         photo.load(str(p), 0.0, encoder.preprocess)
     decode_ms = (time.perf_counter() - t0) * 1000 / len(sample)
+    for p in folder.glob("*.jpg"):  # the pipeline reads from the page cache, as after a scan
+        p.read_bytes()
+
+    # Rounds of encoder-only then pipeline, so that a noisy neighbour on a shared machine hits both.
+    ratios, peaks = [], []
+    for r in range(args.rounds):
+        encoder_only = rate(lambda: encoder.encode_arrays(pixels), args.batch, seconds=6.0)
+        with tempfile.TemporaryDirectory() as tmp:
+            catalog = Catalog(Path(tmp) / "catalog")
+            todo = plan(catalog, [str(folder)], Exclusions(), stored.id).todo[: args.n]
+            indexer = Indexer(catalog, encoder, batch_size=args.batch, workers=args.workers)
+            with PeakMemory() as mem:
+                t0 = time.perf_counter()
+                summary = indexer.run(todo)
+                seconds = time.perf_counter() - t0
+            catalog.close()
+        assert summary.errors == 0 and summary.encoded == args.n, summary
+        pipeline = args.n / seconds
+        ratios.append(pipeline / encoder_only)
+        peaks.append(mem.peak)
+        print(f"round {r + 1}: encoder only {encoder_only:6.2f} images/s, whole pipeline {pipeline:6.2f} images/s, "
+              f"ratio {ratios[-1]:.2f}x", flush=True)
+    ratio = float(np.median(ratios))
+    print(f"pipeline / encoder only, median of {args.rounds}: {ratio:.2f}x (target >= 0.85)")
     encode_ms = cpu_threads() * 1000 / encoder_only  # CPU-milliseconds per photo in the model
     ceiling = encode_ms / (encode_ms + decode_ms) if encoder.providers_in_use() == ["CPUExecutionProvider"] else 1.0
-
-    with tempfile.TemporaryDirectory() as tmp:
-        catalog = Catalog(Path(tmp) / "catalog")
-        todo = plan(catalog, [str(folder)], Exclusions(), stored.id).todo[: args.n]
-        for p in folder.glob("*.jpg"):  # the pipeline reads from the page cache, as after a scan
-            p.read_bytes()
-        indexer = Indexer(catalog, encoder, batch_size=args.batch, workers=args.workers)
-        with PeakMemory() as mem:
-            t0 = time.perf_counter()
-            summary = indexer.run(todo)
-            seconds = time.perf_counter() - t0
-        catalog.close()
-    assert summary.errors == 0 and summary.encoded == args.n, summary
-    pipeline = args.n / seconds
-    print(f"encoder only      {encoder_only:7.2f} images/s")
-    print(f"whole pipeline    {pipeline:7.2f} images/s   ratio {pipeline / encoder_only:.2f}x (target >= 0.85)")
     print(f"decoding + preprocessing {decode_ms:.1f} ms per photo on one core; the model takes {encode_ms:.0f} "
-          f"CPU-ms per photo. When both share the CPU, the best ratio to expect is about {ceiling:.2f}x; "
-          f"the pipeline reaches {pipeline / encoder_only / ceiling:.0%} of it.")
+          f"CPU-ms per photo. When both share the CPU, the best ratio to expect is about {ceiling:.2f}x.")
     # Thumbnails of the same photos: draft decoding against a full decode, one thread.
     from PIL import Image
 
@@ -97,8 +104,7 @@ def main(argv=None) -> int:
     full_rate = 4 / (time.perf_counter() - t0)
     print(f"thumbnails (256 px, one thread) {draft_rate:.1f}/s with draft decoding, {full_rate:.1f}/s decoding "
           f"in full: {draft_rate / full_rate:.1f}x")
-    print(f"peak memory while indexing {mem.peak / 2**30:.2f} GB (started at {mem.start / 2**30:.2f} GB; "
-          f"target <= 1.5 GB)")
+    print(f"peak memory while indexing {max(peaks) / 2**30:.2f} GB (target <= 1.5 GB)")
     return 0
 
 
