@@ -126,12 +126,18 @@ def _report(update) -> None:
           + (" — see `glimpse errors`" if s.errors else "") + (" (cancelled)" if s.cancelled else ""))
 
 
-def cmd_index(args) -> int:
-    ctx = Context()
-    library = ctx.library
+def _library_with_folders(verb: str):
+    """The library, or a clear error when there is nothing to `verb` yet."""
+    from app.library.folders import FolderError
+
+    library = Context().library
     if not library.folders.list():
-        print("glimpse: no folders to index; add one with `glimpse folders add PATH`", file=sys.stderr)
-        return 1
+        raise FolderError(f"no folders to {verb}; add one with `glimpse folders add PATH`")
+    return library
+
+
+def cmd_index(args) -> int:
+    library = _library_with_folders("index")
     bar = _Bar("Indexing")
     try:
         update = library.update(progress=bar, batch_size=args.batch_size)
@@ -167,11 +173,7 @@ def cmd_search(args) -> int:
 def cmd_watch(args) -> int:
     from app.library.watcher import Watcher
 
-    ctx = Context()
-    library = ctx.library
-    if not library.folders.list():
-        print("glimpse: no folders to watch; add one with `glimpse folders add PATH`", file=sys.stderr)
-        return 1
+    library = _library_with_folders("watch")
     library.encoder()  # a missing model is reported now, not in the background
     bar = _Bar("Indexing")
 

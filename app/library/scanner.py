@@ -17,7 +17,7 @@ from typing import Iterator
 import pyarrow.compute as pc
 
 from .catalog import Catalog
-from .formats import PHOTO_EXTENSIONS, RAW_EXTENSIONS, SIDECAR_JPEG, Exclusions, extension, is_photo_name, is_raw
+from .formats import PHOTO_EXTENSIONS, RAW_EXTENSIONS, SIDECAR_JPEG, Exclusions, extension
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,6 @@ def walk(start: str, exclusions: Exclusions, problems: list[str] | None = None,
     problems = problems if problems is not None else []
     root = root or start
     cut = len(root.rstrip(os.sep)) + 1
-    patterns = bool(exclusions.patterns)
     seen_dirs: set[tuple[int, int]] = set()
     stack = [start]
     while stack:
@@ -84,7 +83,7 @@ def walk(start: str, exclusions: Exclusions, problems: list[str] | None = None,
         except OSError as e:
             problems.append(f"{folder}: {e.strerror or e}")
             continue
-        names: set[str] | None = None
+        names = _Names(entries)
         for entry in entries:
             name = entry.name
             try:
@@ -92,15 +91,8 @@ def walk(start: str, exclusions: Exclusions, problems: list[str] | None = None,
                     if not exclusions.skips_folder(name, entry.path[cut:]):
                         stack.append(entry.path)
                     continue
-                ext = extension(name)
-                if ext not in PHOTO_EXTENSIONS or name.startswith("."):
+                if _skips_file(name, entry.path[cut:], exclusions, names):
                     continue
-                if patterns and exclusions.skips_file(name, entry.path[cut:]):
-                    continue
-                if ext in RAW_EXTENSIONS:
-                    names = names if names is not None else {e.name for e in entries}
-                    if _has_jpeg_twin(name, names):
-                        continue
                 info = entry.stat(follow_symlinks=True)
             except OSError as e:  # a dangling link, or a file gone since the listing
                 if not isinstance(e, FileNotFoundError):
@@ -110,9 +102,30 @@ def walk(start: str, exclusions: Exclusions, problems: list[str] | None = None,
                 yield FileInfo(entry.path, root, info.st_size, info.st_mtime_ns)
 
 
-def _has_jpeg_twin(name: str, names: set[str]) -> bool:
-    stem = name[: name.rfind(".")]
-    return any(stem + ext in names for ext in SIDECAR_JPEG)
+class _Names:
+    """The names in one folder, listed only if a RAW file needs to look for its JPEG twin."""
+
+    def __init__(self, entries=None, folder: str | None = None):
+        self._entries, self._folder, self._names = entries, folder, None
+
+    def get(self) -> set[str]:
+        if self._names is None:
+            self._names = ({e.name for e in self._entries} if self._entries is not None
+                           else set(os.listdir(self._folder)))
+        return self._names
+
+
+def _skips_file(name: str, relative: str, exclusions: Exclusions, siblings: _Names) -> bool:
+    """Not a photo, hidden, excluded by the user, or a RAW file whose JPEG twin stands for it."""
+    ext = extension(name)
+    if ext not in PHOTO_EXTENSIONS or name.startswith("."):
+        return True
+    if exclusions.patterns and exclusions.skips_file(name, relative):
+        return True
+    if ext in RAW_EXTENSIONS:
+        stem = name[: name.rfind(".")]
+        return any(stem + e in siblings.get() for e in SIDECAR_JPEG)
+    return False
 
 
 def plan(catalog: Catalog, roots: list[str], exclusions: Exclusions, model_id: str | None,
@@ -167,11 +180,9 @@ def _one_file(path: str, root: str, exclusions: Exclusions) -> list[FileInfo]:
     name = os.path.basename(path)
     relative = os.path.relpath(path, root)
     parts = relative.split(os.sep)[:-1]
-    if not is_photo_name(name) or exclusions.skips_file(name, relative):
+    if _skips_file(name, relative, exclusions, _Names(folder=os.path.dirname(path))):
         return []
     if any(exclusions.skips_folder(p, os.sep.join(parts[: i + 1])) for i, p in enumerate(parts)):
-        return []
-    if is_raw(name) and _has_jpeg_twin(name, set(os.listdir(os.path.dirname(path)))):
         return []
     try:
         st = os.stat(path)
