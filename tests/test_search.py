@@ -146,3 +146,17 @@ def test_ann_recall_against_exact(tmp_path, tiny_stored):
     late = ann.search_vector(q, 10, filters=Filters(after=2500))
     assert len(late) == 10 and all(h.taken_at >= 2500 for h in late)
     catalog.close()
+
+
+def test_large_change_compacts_and_builds_the_ann_index(library, tmp_path):
+    """After 500+ changes the library compacts the catalog, and past the exact limit it builds the ANN index."""
+    library.settings["exact_search_limit"] = 300
+    root = tmp_path / "photos"
+    make_photos(root, 520, size=(48, 36))
+    library.folders.add(str(root))
+    library.update(batch_size=64)
+    assert library.catalog.table("photos").stats()["fragment_stats"]["num_fragments"] == 1
+    searcher = library.searcher()
+    assert searcher.uses_ann and library.catalog.vector_table(library.models.active_id).list_indices()
+    target = sorted(root.glob("*.jpg"))[7]
+    assert searcher.search([Term("similar", str(target))], k=1)[0].path == str(target)
