@@ -121,6 +121,10 @@ class Encoder:
                 self._tokenizer = Tokenizer(self.model.tokenizer_path, self.model.manifest["tokenizer"])
         return self._visual if which == "visual" else self._textual
 
+    def warm(self, which: str = "textual") -> None:
+        """Open a session now (and, for text, load the tokenizer), so the first query does not wait."""
+        self._session(which)
+
     def providers_in_use(self, which: str = "visual") -> list[str]:
         """The providers the session really got (creates the session if needed)."""
         return list(self._session(which).get_providers())

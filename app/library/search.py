@@ -71,8 +71,7 @@ class _Data:
     distinct content and `vec_index` points each photo at its row; with the ANN index both are None."""
 
     def __init__(self, photos: pa.Table, vectors: np.ndarray | None = None, vec_index: np.ndarray | None = None):
-        self.paths = photos["path"].combine_chunks()
-        self.path_list = self.paths.to_pylist()
+        self.paths = photos["path"].combine_chunks()  # kept as Arrow: no million-item list built at once
         self.hash_column = photos["hash"]
         self.taken_at = photos["taken_at"].to_numpy(zero_copy_only=False)
         self.size = photos["size"].to_numpy(zero_copy_only=False)
@@ -82,11 +81,11 @@ class _Data:
         self.vec_index = vec_index
 
     def __len__(self) -> int:
-        return len(self.path_list)
+        return len(self.paths)
 
-    @cached_property
-    def row_of(self) -> dict[str, int]:
-        return {p: i for i, p in enumerate(self.path_list)}
+    def row_of(self, path: str) -> int | None:
+        i = pc.index(self.paths, path).as_py()
+        return None if i < 0 else i
 
     @cached_property
     def _by_hash(self) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +113,7 @@ class _Data:
         return keep
 
     def result(self, i: int, score: float) -> Result:
-        return Result(self.path_list[i], float(score), int(self.taken_at[i]), int(self.size[i]),
+        return Result(self.paths[i].as_py(), float(score), int(self.taken_at[i]), int(self.size[i]),
                       int(self.width[i]), int(self.height[i]))
 
 
@@ -154,6 +153,18 @@ class Searcher:
             return self._data
 
     @property
+    def loaded(self) -> _Data | None:
+        """What queries are answered from right now (None until the first query)."""
+        return self._data
+
+    def catch_up(self, previous: _Data | None) -> bool:
+        """Wait for the background refresh a `fresh=False` query started; True if it replaced `previous`."""
+        refreshing = self._refreshing
+        if refreshing is not None:
+            refreshing.join()
+        return previous is not None and self._data is not previous
+
+    @property
     def uses_ann(self) -> bool:
         return self.data().vectors is None
 
@@ -174,7 +185,7 @@ class Searcher:
     def vector_of(self, path: str) -> np.ndarray:
         """The stored vector of an indexed photo (for "find similar")."""
         data = self.data()
-        i = data.row_of.get(os.path.abspath(path))
+        i = data.row_of(os.path.abspath(path))
         if i is None:
             raise QueryError(f"{path} is not in the index (index it first, or search with the file itself)")
         if data.vectors is not None:

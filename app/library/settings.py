@@ -14,6 +14,7 @@ DEFAULTS: dict[str, Any] = {
     "exclude": [],       # glob patterns on names or relative paths, besides hidden and known folders
     "watch": True,
     "exact_search_limit": 50_000,  # photos searched exactly in memory; more use the ANN index
+    "gui": {},           # the window's own state (geometry, sort, theme), owned by app.gui
 }
 
 

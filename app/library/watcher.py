@@ -55,10 +55,13 @@ class _Overflow(logging.Handler):
 class Watcher:
     def __init__(self, library: Library, on_update: Callable[[Update], None] | None = None,
                  on_progress: Callable[[Progress], None] | None = None, quiet: float = 1.0,
-                 reconcile_every: float | None = 900.0, control: Control | None = None, max_wait: float = 10.0):
+                 reconcile_every: float | None = 900.0, control: Control | None = None, max_wait: float = 10.0,
+                 on_busy: Callable[[bool], None] | None = None, observe: bool = True):
         self.library = library
         self.on_update = on_update
         self.on_progress = on_progress
+        self.on_busy = on_busy  # called with True when work starts and False when it ends
+        self.observe = observe  # False: no file events, only reconcile scans (at start, on request, periodic)
         self.quiet = quiet
         self.max_wait = max_wait  # a file that never stops changing does not hold back the others
         self.reconcile_every = reconcile_every
@@ -92,10 +95,11 @@ class Watcher:
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> "Watcher":
         logging.getLogger("watchdog").addHandler(self._overflow)
-        self._observer = Observer()
-        self._observer.daemon = True
-        self._observer.start()
-        self._watch_roots()
+        if self.observe:
+            self._observer = Observer()
+            self._observer.daemon = True
+            self._observer.start()
+            self._watch_roots()
         self._thread = threading.Thread(target=self._loop, name="glimpse-watcher", daemon=True)
         self._thread.start()
         return self
@@ -121,6 +125,8 @@ class Watcher:
     _busy = False
 
     def _watch_roots(self) -> None:
+        if self._observer is None:
+            return
         roots = set(self.library.folders.list())
         for root in list(self._watched):
             if root not in roots or not os.path.isdir(root):
@@ -155,6 +161,8 @@ class Watcher:
                 only = None if full else sorted(self._pending)
                 self._pending.clear()
                 self._busy = True
+            if self.on_busy:
+                self.on_busy(True)
             try:
                 if full:
                     self._watch_roots()
@@ -168,3 +176,5 @@ class Watcher:
             finally:
                 with self._wake:
                     self._busy = False
+                if self.on_busy:
+                    self.on_busy(False)

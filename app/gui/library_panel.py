@@ -1,0 +1,127 @@
+"""The library panel: watched folders with their counts and state, and the files that could not be read."""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+
+def choose_folder(parent: QWidget) -> str | None:
+    path = QFileDialog.getExistingDirectory(parent, "Add a photo folder", os.path.expanduser("~"))
+    return path or None
+
+
+class FoldersView(QWidget):
+    """Folders with photo counts and state; add (dialog or drop on the window), remove, rescan."""
+    add_requested = Signal(str)
+    remove_requested = Signal(str)
+    rescan_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.tree = QTreeWidget(self)
+        self.tree.setHeaderLabels(["Folder", "Photos", "Unreadable", "State"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAccessibleName("Watched folders")
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.itemSelectionChanged.connect(self._selection)
+        lay.addWidget(self.tree)
+        buttons = QHBoxLayout()
+        self.add_button = QPushButton("Add folder…", self)
+        self.add_button.clicked.connect(self._add)
+        self.remove_button = QPushButton("Remove", self)
+        self.remove_button.setEnabled(False)
+        self.remove_button.clicked.connect(self._remove)
+        self.rescan_button = QPushButton("Rescan", self)
+        self.rescan_button.setToolTip("Look through every folder for changes now")
+        self.rescan_button.clicked.connect(self.rescan_requested.emit)
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.remove_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.rescan_button)
+        lay.addLayout(buttons)
+
+    def set_folders(self, folders: dict) -> None:
+        selected = self.selected()
+        self.tree.clear()
+        for root, info in folders.items():
+            state = info.get("problem") or "Watched"
+            item = QTreeWidgetItem([root, f"{info['photos']:,}", f"{info['errors']:,}", state])
+            item.setData(0, Qt.ItemDataRole.UserRole, root)
+            item.setToolTip(0, root)
+            item.setToolTip(3, state)
+            for col in (1, 2):
+                item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.tree.addTopLevelItem(item)
+            if root == selected:
+                item.setSelected(True)
+        self._selection()
+
+    def selected(self) -> str | None:
+        items = self.tree.selectedItems()
+        return items[0].data(0, Qt.ItemDataRole.UserRole) if items else None
+
+    def _selection(self) -> None:
+        self.remove_button.setEnabled(self.selected() is not None)
+
+    def _add(self) -> None:
+        path = choose_folder(self)
+        if path:
+            self.add_requested.emit(path)
+
+    def _remove(self) -> None:
+        root = self.selected()
+        if root is None:
+            return
+        answer = QMessageBox.question(
+            self, "Remove folder", f"Stop searching {root}?\n\nIts photos leave the library; "
+            "the files themselves are not touched.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.remove_requested.emit(root)
+
+
+class LibraryPanel(QWidget):
+    reveal_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        self.summary = QLabel("Opening the library…", self)
+        self.summary.setWordWrap(True)
+        lay.addWidget(self.summary)
+        self.folders = FoldersView(self)
+        lay.addWidget(self.folders, 2)
+        self.errors_title = QLabel("<b>Files that could not be read</b>", self)
+        lay.addWidget(self.errors_title)
+        self.errors = QTreeWidget(self)
+        self.errors.setHeaderLabels(["File", "Reason"])
+        self.errors.setRootIsDecorated(False)
+        self.errors.setAccessibleName("Files that could not be read")
+        self.errors.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.errors.setColumnWidth(0, 220)
+        self.errors.itemActivated.connect(lambda item, _col: self.reveal_requested.emit(
+            item.data(0, Qt.ItemDataRole.UserRole)))
+        lay.addWidget(self.errors, 1)
+
+    def set_status(self, status: dict) -> None:
+        n, bad = status["photos"], status["errors"]
+        model = status.get("active_model") or "no model yet"
+        self.summary.setText(f"<b>{n:,}</b> photos searchable · {bad:,} unreadable · model: {model}")
+        self.folders.set_folders(status["folders"])
+
+    def set_errors(self, rows: list[dict]) -> None:
+        self.errors.clear()
+        self.errors_title.setText(f"<b>Files that could not be read ({len(rows):,})</b>")
+        for r in rows:
+            item = QTreeWidgetItem([os.path.basename(r["path"]), r["error"] or "unknown error"])
+            item.setData(0, Qt.ItemDataRole.UserRole, r["path"])
+            item.setToolTip(0, r["path"])
+            item.setToolTip(1, r["error"] or "")
+            self.errors.addTopLevelItem(item)

@@ -1,0 +1,45 @@
+"""Start the window: Qt first, the window on screen, then the library opens in the background."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "glimpse.svg"
+
+
+def run(argv: list[str] | None = None) -> int:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    app.setApplicationName("Glimpse")
+    app.setApplicationDisplayName("Glimpse")
+    app.setOrganizationName("Glimpse")
+    app.setDesktopFileName("glimpse")
+    if ICON.exists():
+        app.setWindowIcon(QIcon(str(ICON)))
+
+    from .window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    probe = os.environ.get("GLIMPSE_STARTUP_PROBE")
+    if probe:
+        QTimer.singleShot(0, lambda: _report_start(window, probe))
+    else:
+        QTimer.singleShot(0, window.start)
+    return app.exec()
+
+
+def _report_start(window, path: str) -> None:
+    """For benchmarks/startup.py: when the first frame is out, record the time and what was imported."""
+    window.repaint()
+    Path(path).write_text(json.dumps({
+        "shown_at": time.time(), "visible": window.isVisible(),
+        "modules": {m: m in sys.modules for m in ("torch", "open_clip", "lancedb", "onnxruntime", "pyarrow")},
+    }))
+    window.close()

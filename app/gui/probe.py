@@ -1,0 +1,44 @@
+"""A timer probe for the GUI thread's responsiveness: the longest time the event loop did not run.
+
+A timer asks to fire every `interval_ms`; any extra delay between two ticks is time the GUI thread was
+busy elsewhere (a stall the user would feel as a frozen window). Used by tests and benchmarks.
+"""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, Qt, QTimer
+
+
+class StallProbe(QObject):
+    def __init__(self, interval_ms: int = 5, parent: QObject | None = None):
+        super().__init__(parent)
+        self.interval = interval_ms / 1000
+        self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.longest_ms = 0.0
+        self.ticks = 0
+        self.stalls: list[tuple[float, float]] = []  # (seconds since start, ms) of stalls over 20 ms
+        self._t0 = time.perf_counter()
+        self._last: float | None = None
+
+    def start(self) -> "StallProbe":
+        self._last = self._t0 = time.perf_counter()
+        self.timer.start()
+        return self
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.longest_ms
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            stall = (now - self._last - self.interval) * 1000
+            self.longest_ms = max(self.longest_ms, stall)
+            if stall > 20:
+                self.stalls.append((round(self._last - self._t0, 3), round(stall, 1)))
+        self._last = now
+        self.ticks += 1

@@ -1,0 +1,171 @@
+"""The search field: query images as removable chips, then the text (`cat + snow - indoor`).
+
+Typing searches after a short debounce (superqt's `qdebounced`); Enter searches at once; Esc clears.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QKeySequence, QPalette
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLineEdit, QToolButton, QWidget
+from superqt import QElidingLabel
+from superqt.utils import qdebounced
+
+from .thumbs import ThumbnailLoader
+
+DEBOUNCE_MS = 250
+
+
+@dataclass(frozen=True)
+class QueryImage:
+    path: str
+    kind: str = "image"  # image (a file) | similar (an indexed photo)
+
+    @property
+    def label(self) -> str:
+        name = os.path.basename(self.path)
+        return f"Like {name}" if self.kind == "similar" else name
+
+
+class Chip(QFrame):
+    removed = Signal(object)
+
+    def __init__(self, image: QueryImage, thumbs: ThumbnailLoader, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.image = image
+        self.setObjectName("chip")
+        self.setToolTip(image.path)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(2, 0, 0, 0)
+        lay.setSpacing(2)
+        self.icon = QToolButton(self)
+        self.icon.setAutoRaise(True)
+        self.icon.setIconSize(QSize(22, 22))
+        self.icon.setEnabled(False)
+        lay.addWidget(self.icon)
+        self.text = QElidingLabel(image.label, self)
+        self.text.setMaximumWidth(140)
+        lay.addWidget(self.text)
+        self.close_button = QToolButton(self)
+        self.close_button.setText("×")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Remove this image from the query")
+        self.close_button.clicked.connect(lambda: self.removed.emit(self.image))
+        lay.addWidget(self.close_button)
+        self.thumbs = thumbs
+        thumbs.loaded.connect(self._loaded)
+        self._loaded(image.path)
+
+    def _loaded(self, path: str) -> None:
+        if path == self.image.path:
+            pm = self.thumbs.pixmap(path)
+            if pm is not None:
+                self.icon.setIcon(QIcon(pm))
+
+
+class SearchBar(QFrame):
+    changed = Signal()    # the query changed (debounced while typing)
+    submitted = Signal()  # Enter, or a chip added or removed: search now
+    paste_requested = Signal()  # Ctrl+V in the field when the clipboard holds an image or files
+
+    def __init__(self, thumbs: ThumbnailLoader, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.thumbs = thumbs
+        self.images: list[QueryImage] = []
+        self._chips: list[Chip] = []
+        self.setObjectName("searchbar")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAutoFillBackground(True)
+        self.setBackgroundRole(QPalette.ColorRole.Base)
+        self._layout = QHBoxLayout(self)
+        self._layout.setContentsMargins(6, 3, 3, 3)
+        self._layout.setSpacing(4)
+        self.edit = QLineEdit(self)
+        self.edit.setFrame(False)
+        self.edit.setPlaceholderText("Describe a photo, or drop one here   (e.g. cat + snow - indoor)")
+        self.edit.setClearButtonEnabled(False)
+        self.edit.setAccessibleName("Search")
+        self.edit.textEdited.connect(self._typed)
+        self.edit.returnPressed.connect(self.submitted.emit)
+        self.edit.installEventFilter(self)
+        self._layout.addWidget(self.edit, 1)
+        self.clear_button = QToolButton(self)
+        self.clear_button.setText("×")
+        self.clear_button.setAutoRaise(True)
+        self.clear_button.setToolTip("Clear the search (Esc)")
+        self.clear_button.clicked.connect(self.clear)
+        self._layout.addWidget(self.clear_button)
+        font = self.edit.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        self.edit.setFont(font)
+        self._update_clear()
+
+    @property
+    def text(self) -> str:
+        return self.edit.text()
+
+    def set_text(self, text: str) -> None:
+        self.edit.setText(text)
+        self._update_clear()
+
+    @qdebounced(timeout=DEBOUNCE_MS)
+    def _debounced(self) -> None:
+        self.changed.emit()
+
+    def _typed(self, _text: str) -> None:
+        self._update_clear()
+        self._debounced()
+
+    def add_image(self, image: QueryImage) -> None:
+        if image in self.images:
+            return
+        self.images.append(image)
+        chip = Chip(image, self.thumbs, self)
+        chip.removed.connect(self.remove_image)
+        self._chips.append(chip)
+        self._layout.insertWidget(len(self._chips) - 1, chip)
+        self._update_clear()
+        self.submitted.emit()
+
+    def remove_image(self, image: QueryImage) -> None:
+        for chip in list(self._chips):
+            if chip.image == image:
+                self._chips.remove(chip)
+                self.images.remove(image)
+                chip.deleteLater()
+        self._update_clear()
+        self.submitted.emit()
+
+    def clear(self) -> None:
+        had = bool(self.edit.text() or self.images)
+        for chip in self._chips:
+            chip.deleteLater()
+        self._chips.clear()
+        self.images.clear()
+        self.edit.clear()
+        self._update_clear()
+        if had:
+            self.submitted.emit()
+
+    def _update_clear(self) -> None:
+        self.clear_button.setVisible(bool(self.edit.text() or self.images))
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if obj is self.edit and event.type() == QEvent.Type.KeyPress:
+            if event.matches(QKeySequence.StandardKey.Paste):
+                from PySide6.QtWidgets import QApplication
+
+                mime = QApplication.clipboard().mimeData()
+                if mime is not None and (mime.hasImage() or mime.hasUrls()):
+                    self.paste_requested.emit()
+                    return True
+            elif event.key() == Qt.Key.Key_Escape and (self.edit.text() or self.images):
+                self.clear()
+                return True
+            elif event.key() == Qt.Key.Key_Backspace and not self.edit.text() and self.images:
+                self.remove_image(self.images[-1])
+                return True
+        return super().eventFilter(obj, event)

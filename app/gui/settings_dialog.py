@@ -1,0 +1,236 @@
+"""Settings: the library (folders, exclusions, watching, theme) and the model (choose, download, import).
+
+Tabs are added by name, so the fine-tuning panel (a later issue) becomes one more tab.
+"""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+                               QHeaderView, QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QTabWidget,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from .backend import Backend
+from .library_panel import FoldersView
+from .viewer import human_size
+
+THEMES = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
+PROVIDERS = {"auto": "Automatic (GPU when available)", "cuda": "GPU (CUDA)", "cpu": "CPU"}
+
+
+class ModelGetter(QWidget):
+    """Download a known model with a progress bar, or import a model folder; errors are shown, not raised."""
+    installed = Signal(str)
+
+    def __init__(self, backend: Backend, parent: QWidget | None = None):
+        super().__init__(parent)
+        from model import registry  # plain data, no torch
+
+        self.backend = backend
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        self.choice = QComboBox(self)
+        for b in registry.KNOWN:
+            self.choice.addItem(f"{b.name}{'  (recommended)' if b.default else ''}", b.name)
+            self.choice.setItemData(self.choice.count() - 1, f"{b.summary}\nLicence: {b.licence}",
+                                    Qt.ItemDataRole.ToolTipRole)
+        self.download = QPushButton("Download", self)
+        self.download.clicked.connect(self._pull)
+        self.import_button = QPushButton("Import model folder…", self)
+        self.import_button.setToolTip("An open_clip folder (config + weights), for computers without internet")
+        self.import_button.clicked.connect(self._import)
+        row.addWidget(self.choice, 1)
+        row.addWidget(self.download)
+        row.addWidget(self.import_button)
+        lay.addLayout(row)
+        self.bar = QProgressBar(self)
+        self.bar.setVisible(False)
+        lay.addWidget(self.bar)
+        self.note = QLabel("", self)
+        self.note.setWordWrap(True)
+        self.note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.note)
+        backend.pull_progress.connect(self._progress)
+        backend.pull_finished.connect(self._finished)
+        self._set_busy(backend.pulling)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.download.setEnabled(not busy)
+        self.import_button.setEnabled(not busy)
+        self.choice.setEnabled(not busy)
+        self.bar.setVisible(busy)
+
+    def _pull(self) -> None:
+        self._set_busy(True)
+        self.bar.setRange(0, 0)
+        self.note.setText("Connecting…")
+        self.backend.pull(self.choice.currentData())
+
+    def _import(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Import an open_clip model folder", os.path.expanduser("~"))
+        if path:
+            self.import_folder(path)
+
+    def import_folder(self, path: str) -> None:
+        self._set_busy(True)
+        self.bar.setRange(0, 0)
+        self.note.setText(f"Importing {path}…")
+        self.backend.import_model(path)
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        self.bar.setVisible(True)
+        if total > 0:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(1000 * done / total))
+            amount = f"{human_size(done)} of {human_size(total)}" if total > 1000 else f"{done} of {total}"
+            self.note.setText(f"{stage.capitalize()}: {amount}")
+        else:
+            self.bar.setRange(0, 0)
+            self.note.setText(f"{stage.capitalize()}…")
+
+    def _finished(self, model_id: str, message: str) -> None:
+        self._set_busy(False)
+        self.note.setText(message if model_id else f"<span style='color:palette(highlight)'>⚠</span> {message}")
+        if model_id:
+            self.installed.emit(model_id)
+
+
+class SettingsDialog(QDialog):
+    theme_changed = Signal(str)
+
+    def __init__(self, backend: Backend, theme: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.backend = backend
+        self.setWindowTitle("Glimpse settings")
+        self.resize(720, 520)
+        lay = QVBoxLayout(self)
+        self.tabs = QTabWidget(self)
+        lay.addWidget(self.tabs)
+        self.tabs.addTab(self._library_tab(theme), "Library")
+        self.tabs.addTab(self._model_tab(), "Model")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.close)
+        lay.addWidget(buttons)
+        backend.status_changed.connect(self._status)
+        backend.models_changed.connect(self._models)
+        backend.refresh_status()
+        backend.refresh_models(with_providers=True)
+
+    # -- library ---------------------------------------------------------------------------------------
+    def _library_tab(self, theme: str) -> QWidget:
+        w = QWidget(self)
+        form = QFormLayout(w)
+        self.folders = FoldersView(w)
+        self.folders.add_requested.connect(self.backend.add_folder)
+        self.folders.remove_requested.connect(self.backend.remove_folder)
+        self.folders.rescan_requested.connect(self.backend.rescan)
+        form.addRow("Folders", self.folders)
+        self.exclude = QPlainTextEdit(w)
+        self.exclude.setPlaceholderText("One pattern per line, e.g.\n*.tmp\nScreenshots\nexports/*")
+        self.exclude.setMaximumHeight(90)
+        apply = QPushButton("Apply exclusions", w)
+        apply.clicked.connect(self._apply_exclusions)
+        ex = QVBoxLayout()
+        ex.addWidget(self.exclude)
+        ex.addWidget(apply, 0, Qt.AlignmentFlag.AlignRight)
+        form.addRow("Skip", ex)
+        self.watch = QCheckBox("Watch the folders and index changes as they happen", w)
+        self.watch.toggled.connect(lambda on: self.backend.set_setting("watch", on))
+        form.addRow("Watching", self.watch)
+        self.theme = QComboBox(w)
+        for key, label in THEMES.items():
+            self.theme.addItem(label, key)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(theme)))
+        self.theme.currentIndexChanged.connect(lambda _i: self.theme_changed.emit(self.theme.currentData()))
+        form.addRow("Appearance", self.theme)
+        return w
+
+    def _apply_exclusions(self) -> None:
+        patterns = [line.strip() for line in self.exclude.toPlainText().splitlines() if line.strip()]
+        self.backend.set_exclusions(patterns)
+
+    def _status(self, status: dict) -> None:
+        self.folders.set_folders(status["folders"])
+        self.watch.blockSignals(True)
+        self.watch.setChecked(status["watch"])
+        self.watch.blockSignals(False)
+        if not self.exclude.hasFocus():
+            self.exclude.setPlainText("\n".join(status["exclude"]))
+
+    # -- model -----------------------------------------------------------------------------------------
+    def _model_tab(self) -> QWidget:
+        w = QWidget(self)
+        lay = QVBoxLayout(w)
+        lay.addWidget(QLabel("<b>Installed models</b>", w))
+        self.models = QTreeWidget(w)
+        self.models.setHeaderLabels(["Model", "Architecture", "Size", ""])
+        self.models.setRootIsDecorated(False)
+        self.models.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.models.itemSelectionChanged.connect(self._model_selection)
+        lay.addWidget(self.models)
+        row = QHBoxLayout()
+        self.use = QPushButton("Use this model", w)
+        self.use.clicked.connect(self._use)
+        self.remove = QPushButton("Remove", w)
+        self.remove.clicked.connect(self._remove)
+        row.addWidget(self.use)
+        row.addWidget(self.remove)
+        row.addStretch(1)
+        lay.addLayout(row)
+        lay.addWidget(QLabel("<b>Get a model</b>", w))
+        self.getter = ModelGetter(self.backend, w)
+        lay.addWidget(self.getter)
+        form = QFormLayout()
+        self.provider = QComboBox(w)
+        for key, label in PROVIDERS.items():
+            self.provider.addItem(label, key)
+        self.provider.currentIndexChanged.connect(
+            lambda _i: self.backend.set_setting("provider", self.provider.currentData()))
+        form.addRow("Run on", self.provider)
+        self.in_use = QLabel("…", w)
+        form.addRow("In use", self.in_use)
+        lay.addLayout(form)
+        lay.addStretch(1)
+        self._model_selection()
+        return w
+
+    def _models(self, info: dict) -> None:
+        self.models.clear()
+        for m in info["installed"]:
+            active = m["id"] == info["active"]
+            if "damaged" in m:
+                item = QTreeWidgetItem([m["id"], "damaged", "", ""])
+                item.setToolTip(0, m["damaged"])
+            else:
+                item = QTreeWidgetItem([m["id"], m["architecture"], human_size(m["bytes"]), "active" if active else ""])
+            item.setData(0, Qt.ItemDataRole.UserRole, m["id"])
+            self.models.addTopLevelItem(item)
+        self.provider.blockSignals(True)
+        self.provider.setCurrentIndex(max(0, self.provider.findData(info["provider"])))
+        self.provider.blockSignals(False)
+        providers = info["providers"]
+        self.in_use.setText(", ".join(p.replace("ExecutionProvider", "") for p in providers) if providers
+                            else "no model active yet")
+        self._model_selection()
+
+    def _selected_model(self) -> str | None:
+        items = self.models.selectedItems()
+        return items[0].data(0, Qt.ItemDataRole.UserRole) if items else None
+
+    def _model_selection(self) -> None:
+        chosen = self._selected_model()
+        self.use.setEnabled(chosen is not None)
+        self.remove.setEnabled(chosen is not None)
+
+    def _use(self) -> None:
+        chosen = self._selected_model()
+        if chosen:
+            self.backend.use_model(chosen)
+
+    def _remove(self) -> None:
+        chosen = self._selected_model()
+        if chosen and QMessageBox.question(self, "Remove model", f"Delete {chosen} from disk?") == \
+                QMessageBox.StandardButton.Yes:
+            self.backend.remove_model(chosen)

@@ -1,0 +1,205 @@
+"""The preview: one photo large (EXIF orientation applied), its details, and ←/→ through the results."""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QImage, QKeyEvent, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import (QFormLayout, QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout,
+                               QWidget)
+from superqt import QElidingLabel
+from superqt.utils import create_worker
+
+from .results import when
+
+MAX_SIDE = 2560  # decoded size: sharp on a 4K screen, 1/2 or 1/4 JPEG scale for a camera photo
+
+
+def load_preview(path: str, max_side: int = MAX_SIDE) -> QImage:
+    """Decode a photo for the screen (worker thread). RAW and HEIC as the indexer reads them."""
+    from PIL import Image, ImageOps
+
+    from app.library.photo import open_photo
+    from model.preprocess import image_errors, to_rgb
+
+    with image_errors():
+        img, _ = open_photo(path)
+        with img:
+            if img.format == "JPEG":
+                img.draft("RGB", (max_side, max_side))
+            img.load()
+            img = to_rgb(ImageOps.exif_transpose(img) or img)
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    data = img.tobytes("raw", "RGB")
+    return QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888).copy()
+
+
+def human_size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+class ImageCanvas(QWidget):
+    """Paints a pixmap scaled to fit, centred, never enlarged past 2× (small photos stay sharp)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.pixmap: QPixmap | None = None
+        self.note = ""
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(200, 200)
+
+    def set_image(self, image: QImage | None, note: str = "") -> None:
+        self.pixmap = QPixmap.fromImage(image) if image is not None else None
+        self.note = note
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), self.palette().color(QPalette.ColorRole.Window).darker(115))
+        if self.pixmap is not None and not self.pixmap.isNull():
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            dpr = self.devicePixelRatioF()
+            native = QSize(int(self.pixmap.width() * 2 / dpr), int(self.pixmap.height() * 2 / dpr))
+            area = self.rect().adjusted(8, 8, -8, -8).size().boundedTo(native)
+            size = self.pixmap.size().scaled(area, Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, size.width(), size.height())
+            target.moveCenter(self.rect().center())
+            p.drawPixmap(target, self.pixmap)
+        elif self.note:
+            p.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.note)
+        p.end()
+
+
+class Viewer(QWidget):
+    closed = Signal()
+    moved = Signal(int)          # the row now shown
+    find_similar = Signal(str)
+    open_requested = Signal(str)
+    reveal_requested = Signal(str)
+    copy_requested = Signal(str)
+
+    def __init__(self, details_source, parent: QWidget | None = None):
+        """`details_source(path, done)` fetches the catalog row of a photo off the GUI thread."""
+        super().__init__(parent)
+        self.details_source = details_source
+        self.paths: list[str] = []
+        self.row = -1
+        self.loaded_path: str | None = None  # the path whose pixels are on screen
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(6, 4, 6, 0)
+        self.back = self._button("← Results", "Back to the results (Esc)", self.closed.emit)
+        self.prev = self._button("‹", "Previous photo (←)", lambda: self.step(-1))
+        self.next = self._button("›", "Next photo (→)", lambda: self.step(1))
+        self.title = QElidingLabel("", self)
+        self.title.setElideMode(Qt.TextElideMode.ElideMiddle)
+        bar.addWidget(self.back)
+        bar.addWidget(self.prev)
+        bar.addWidget(self.next)
+        bar.addWidget(self.title, 1)
+        for text, tip, signal in (("Find similar", "Search for photos like this one", self.find_similar),
+                                  ("Open", "Open in the default viewer", self.open_requested),
+                                  ("Show in folder", "Reveal in the file manager", self.reveal_requested),
+                                  ("Copy path", "Copy the file's path", self.copy_requested)):
+            bar.addWidget(self._button(text, tip, lambda s=signal: s.emit(self.current_path)))
+        outer.addLayout(bar)
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        self.canvas = ImageCanvas(self)
+        body.addWidget(self.canvas, 1)
+        self.info = QFrame(self)
+        self.info.setFrameShape(QFrame.Shape.StyledPanel)
+        self.info.setFixedWidth(260)
+        form = QFormLayout(self.info)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+        self.fields: dict[str, QLabel] = {}
+        for key in ("Date", "Camera", "Dimensions", "File size", "Format", "Location", "Folder", "Score"):
+            label = QLabel("–", self.info)
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            form.addRow(f"<b>{key}</b>", label)
+            self.fields[key] = label
+        body.addWidget(self.info)
+        outer.addLayout(body, 1)
+
+    def _button(self, text: str, tip: str, slot) -> QToolButton:
+        b = QToolButton(self)
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setAutoRaise(True)
+        b.clicked.connect(slot)
+        return b
+
+    @property
+    def current_path(self) -> str:
+        return self.paths[self.row] if 0 <= self.row < len(self.paths) else ""
+
+    def show_results(self, results: list, row: int) -> None:
+        self.results = results
+        self.paths = [r.path for r in results]
+        self.show_row(row)
+
+    def show_row(self, row: int) -> None:
+        if not 0 <= row < len(self.paths):
+            return
+        self.row = row
+        path = self.paths[row]
+        r = self.results[row]
+        self.title.setText(f"{os.path.basename(path)}   ·   {row + 1} of {len(self.paths)}")
+        self.prev.setEnabled(row > 0)
+        self.next.setEnabled(row < len(self.paths) - 1)
+        self.canvas.set_image(None, "Loading…")
+        self.fields["Date"].setText(when(r.taken_at))
+        self.fields["Dimensions"].setText(f"{r.width} × {r.height}")
+        self.fields["File size"].setText(human_size(r.size))
+        self.fields["Folder"].setText(os.path.dirname(path))
+        self.fields["Score"].setText(f"{r.score:.3f}")
+        for key in ("Camera", "Format", "Location"):
+            self.fields[key].setText("…")
+        create_worker(load_preview, path, _connect={"returned": lambda img, p=path: self._shown(p, img, ""),
+                                                    "errored": lambda e, p=path: self._shown(p, None, str(e))},
+                      _ignore_errors=True)
+        self.details_source(path, lambda row_, p=path: self._details(p, row_))
+        self.moved.emit(row)
+
+    def _shown(self, path: str, image: QImage | None, error: str) -> None:
+        if path != self.current_path:
+            return  # the user has moved on
+        self.loaded_path = path
+        self.canvas.set_image(image, f"Cannot show this photo: {error}" if error else "")
+
+    def _details(self, path: str, row: dict) -> None:
+        if path != self.current_path:
+            return
+        camera = " ".join(x for x in (row.get("make"), row.get("camera")) if x)
+        self.fields["Camera"].setText(camera or "–")
+        self.fields["Format"].setText(row.get("format") or "–")
+        lat, lon = row.get("lat"), row.get("lon")
+        self.fields["Location"].setText(f"{lat:.5f}, {lon:.5f}" if lat is not None and lon is not None else "–")
+
+    def step(self, delta: int) -> None:
+        self.show_row(self.row + delta)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Left, Qt.Key.Key_Up, Qt.Key.Key_PageUp):
+            self.step(-1)
+        elif key in (Qt.Key.Key_Right, Qt.Key.Key_Down, Qt.Key.Key_PageDown, Qt.Key.Key_Space):
+            self.step(1)
+        elif key == Qt.Key.Key_Home:
+            self.show_row(0)
+        elif key == Qt.Key.Key_End:
+            self.show_row(len(self.paths) - 1)
+        elif key in (Qt.Key.Key_Escape, Qt.Key.Key_Backspace):
+            self.closed.emit()
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.open_requested.emit(self.current_path)
+        else:
+            super().keyPressEvent(event)

@@ -1,0 +1,65 @@
+"""First run: choose photo folders and get a model. Offline, the download says so and import is offered."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from .backend import Backend
+from .library_panel import choose_folder
+from .settings_dialog import ModelGetter
+
+
+class Welcome(QWidget):
+    done = Signal()
+
+    def __init__(self, backend: Backend, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.backend = backend
+        outer = QVBoxLayout(self)
+        outer.addStretch(1)
+        card = QFrame(self)
+        card.setMaximumWidth(640)
+        lay = QVBoxLayout(card)
+        title = QLabel("<h1>Welcome to Glimpse</h1>", card)
+        lay.addWidget(title)
+        lay.addWidget(QLabel("Find any photo on this computer by describing it, or by dropping a similar one. "
+                             "Everything stays on this computer.", card, wordWrap=True))
+        lay.addSpacing(12)
+        lay.addWidget(QLabel("<h3>1. Choose your photo folders</h3>", card))
+        row = QHBoxLayout()
+        self.folders_note = QLabel("No folder yet.", card, wordWrap=True)
+        self.add_button = QPushButton("Add folder…", card)
+        self.add_button.clicked.connect(self._add)
+        row.addWidget(self.folders_note, 1)
+        row.addWidget(self.add_button)
+        lay.addLayout(row)
+        lay.addSpacing(12)
+        lay.addWidget(QLabel("<h3>2. Get a model</h3>", card))
+        self.model_note = QLabel("Glimpse needs a CLIP model (about 600 MB, downloaded once).", card, wordWrap=True)
+        lay.addWidget(self.model_note)
+        self.getter = ModelGetter(backend, card)
+        lay.addWidget(self.getter)
+        lay.addSpacing(12)
+        self.start = QPushButton("Start searching", card)
+        self.start.setDefault(True)
+        self.start.setEnabled(False)
+        self.start.clicked.connect(self.done.emit)
+        lay.addWidget(self.start, 0, Qt.AlignmentFlag.AlignRight)
+        outer.addWidget(card, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addStretch(2)
+        self.has_folders = self.has_model = False
+
+    def set_status(self, status: dict) -> None:
+        folders = list(status["folders"])
+        self.has_folders = bool(folders)
+        self.has_model = bool(status.get("has_model"))
+        self.folders_note.setText("\n".join(folders) if folders else "No folder yet.")
+        if self.has_model:
+            self.model_note.setText(f"Model ready: {status.get('active_model')}")
+        self.getter.setVisible(not self.has_model)
+        self.start.setEnabled(self.has_folders and self.has_model)
+
+    def _add(self) -> None:
+        path = choose_folder(self)
+        if path:
+            self.backend.add_folder(path)

@@ -1,0 +1,200 @@
+"""The window's library side: first run, folders, indexing progress, unreadable files, closing mid-way."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from PySide6.QtCore import Qt
+
+from conftest import file_digests, make_photos
+from gui import WAIT, answered, close_window, drop, file_mime, library_threads, open_window, search, wait_idle
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No Hugging Face Hub: nothing listens on this port, as on a computer without internet."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+
+
+def test_first_run_offline_then_import_add_folder_and_search(qtbot, offline, tiny_folder, tmp_path):
+    photos = make_photos(tmp_path / "Holiday", 6)
+    w = open_window(qtbot)
+    assert w.pages.currentWidget() is w.welcome
+    assert not w.welcome.start.isEnabled()
+    # Downloading fails at once, says why, and offers the import.
+    w.welcome.getter.download.click()
+    qtbot.waitUntil(lambda: w.welcome.getter.download.isEnabled(), timeout=WAIT)
+    note = w.welcome.getter.note.text()
+    assert "glimpse models import" in note or "internet" in note.lower(), note
+    assert w.welcome.getter.import_button.isEnabled()
+    # Import a model folder instead.
+    w.welcome.getter.import_folder(str(tiny_folder))
+    qtbot.waitUntil(lambda: w.welcome.has_model, timeout=WAIT)
+    assert "Model ready" in w.welcome.model_note.text()
+    assert not w.welcome.start.isEnabled()  # still no folder
+    # Drop the photo folder on the window: it is added and indexed.
+    assert drop(w, file_mime(photos[0].parent))
+    qtbot.waitUntil(lambda: w.welcome.start.isEnabled(), timeout=WAIT)
+    assert str(photos[0].parent) in w.welcome.folders_note.text()
+    w.welcome.start.click()
+    assert w.pages.currentWidget() is w.results_page
+    wait_idle(qtbot, w, photos=6)
+    search(qtbot, w, "sunset over the sea")
+    assert sorted(w.model.paths()) == sorted(map(str, photos))
+    close_window(qtbot, w)
+
+
+def _prepared(library, folder, n):
+    """A library that has a model and a folder of n photos, none indexed yet."""
+    paths = make_photos(folder, n)
+    library.folders.add(str(folder))
+    library.close()
+    return paths
+
+
+def test_library_panel_counts_unreadable_files_and_removes_folders(qtbot, library, tmp_path):
+    a = _prepared(library, tmp_path / "Family", 5)
+    (tmp_path / "Family" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    other = make_photos(tmp_path / "Work", 3)
+    before = {**file_digests(tmp_path / "Family"), **file_digests(tmp_path / "Work")}
+    w = open_window(qtbot)
+    wait_idle(qtbot, w, photos=5)
+    w.library_button.click()
+    assert w.dock.isVisible()
+    qtbot.waitUntil(lambda: w.panel.errors.topLevelItemCount() == 1, timeout=WAIT)
+    item = w.panel.errors.topLevelItem(0)
+    assert item.text(0) == "broken.jpg" and item.text(1)  # the reason is shown
+    assert "(1)" in w.panel.errors_title.text()
+    tree = w.panel.folders.tree
+    assert tree.topLevelItemCount() == 1
+    assert [tree.topLevelItem(0).text(c) for c in range(4)] == [str(a[0].parent), "5", "1", "Watched"]
+    assert "5 photos searchable" in w.panel.summary.text().replace("<b>", "").replace("</b>", "")
+    # A second folder, added as the folder dialog would add it.
+    w.panel.folders.add_requested.emit(str(other[0].parent))
+    wait_idle(qtbot, w, photos=8)
+    qtbot.waitUntil(lambda: tree.topLevelItemCount() == 2, timeout=WAIT)
+    search(qtbot, w, "people")
+    assert w.model.rowCount() == 8
+    # Removing it takes its photos out of the results, and never touches the files.
+    w.backend.remove_folder(str(other[0].parent))
+    qtbot.waitUntil(lambda: tree.topLevelItemCount() == 1 and w.model.rowCount() == 5, timeout=WAIT)
+    assert {**file_digests(tmp_path / "Family"), **file_digests(tmp_path / "Work")} == before
+    close_window(qtbot, w)
+
+
+def test_progress_pause_and_resume(qtbot, library, tmp_path):
+    _prepared(library, tmp_path / "Big", 300)
+    w = open_window(qtbot)
+    qtbot.waitUntil(lambda: w.progress_bar.isVisible() and w.progress_bar.maximum() == 300, timeout=WAIT)
+    w.pause_button.click()
+    assert w.pause_button.text() == "Resume"
+    qtbot.waitUntil(lambda: w.progress_text.text().startswith("Paused"), timeout=WAIT)
+    done = w.progress_bar.value()
+    qtbot.wait(1500)
+    assert w.progress_bar.value() <= done + 32  # at most the batch that was in flight
+    assert w.backend.watcher.control.paused
+    w.pause_button.click()
+    assert w.pause_button.text() == "Pause"
+    wait_idle(qtbot, w, photos=300)
+    assert not w.progress_bar.isVisible()
+    assert w.count_text.text() == "300 photos"
+    close_window(qtbot, w)
+
+
+def test_gui_never_stalls_while_indexing_and_closes_cleanly_mid_way(qtbot, library, tmp_path, capsys):
+    from app.gui.probe import StallProbe
+
+    paths = _prepared(library, tmp_path / "Camera", 1000)
+    opening = StallProbe()
+    w = open_window(qtbot, wait_ready=False)
+    opening.start()
+    qtbot.waitUntil(lambda: w.status is not None, timeout=WAIT)
+    opening.stop()
+    probe = StallProbe().start()
+    assert w.status["photos"] < 1000  # the watcher is still at work
+    search(qtbot, w, "a birthday party")  # searching while indexing
+    wait_idle(qtbot, w, photos=1000)
+    search(qtbot, w, "a birthday cake")
+    longest = probe.stop()
+    with capsys.disabled():
+        print(f"\nlongest GUI-thread stall while indexing 1,000 photos: {longest:.1f} ms ({probe.ticks} ticks); "
+              f"while opening the library: {opening.longest_ms:.1f} ms")
+    assert longest < 50, f"the window froze for {longest:.0f} ms: {probe.stalls}"
+    close_window(qtbot, w)
+
+    # Now close while indexing 1,000 more: stops at once, leaves no threads, loses nothing.
+    more = make_photos(tmp_path / "Camera", 1000, start=1000)
+    w = open_window(qtbot)
+    qtbot.waitUntil(lambda: w.progress_bar.isVisible() and w.progress_bar.value() > 0, timeout=WAIT)
+    close_window(qtbot, w)
+    assert not library_threads()
+
+    from app.library.library import Library
+
+    lib = Library()
+    rows = lib.catalog.photo_columns(["path"]).column("path").to_pylist()
+    assert len(rows) == len(set(rows)) and 1000 < len(rows) < 2000
+    lib.close()
+    # The next start picks up where it stopped.
+    w = open_window(qtbot)
+    wait_idle(qtbot, w, photos=2000)
+    search(qtbot, w, "snow")
+    assert answered(w)
+    close_window(qtbot, w)
+    assert len(paths) + len(more) == 2000
+
+
+def test_settings_persist_and_watching_can_be_turned_off(qtbot, library, tmp_path):
+    _prepared(library, tmp_path / "Pics", 4)
+    w = open_window(qtbot)
+    wait_idle(qtbot, w, photos=4)
+    w.resize(720, 520)
+    w.move(40, 30)
+    w.filters.set_sort("oldest")
+    dialog = w.open_settings()
+    assert dialog.tabs.tabText(0) == "Library" and dialog.tabs.tabText(1) == "Model"
+    qtbot.waitUntil(lambda: dialog.models.topLevelItemCount() == 1, timeout=WAIT)
+    assert dialog.models.topLevelItem(0).text(3) == "active"
+    qtbot.waitUntil(lambda: "CPU" in dialog.in_use.text(), timeout=WAIT)
+    dialog.theme.setCurrentIndex(dialog.theme.findData("dark"))
+    qtbot.waitUntil(lambda: w.palette().window().color().lightness() < 100, timeout=WAIT)
+    assert w.palette().windowText().color().lightness() > 155
+    dialog.watch.setChecked(False)
+    qtbot.waitUntil(lambda: w.backend.watcher is not None and not w.backend.watcher.observe, timeout=WAIT)
+    dialog.exclude.setPlainText("skip-*")
+    dialog._apply_exclusions()
+    dialog.close()
+    geometry = w.geometry()
+    close_window(qtbot, w)
+
+    w = open_window(qtbot)
+    assert w.size() == geometry.size()
+    assert w.filters.sort_value == "oldest" and w.theme == "dark"
+    assert w.status["watch"] is False and w.status["exclude"] == ["skip-*"]
+    close_window(qtbot, w)
+
+
+def test_light_theme_is_readable(qtbot, library):
+    from app.gui.theme import apply_theme
+
+    library.close()
+    w = open_window(qtbot)
+    apply_theme("light")
+    qtbot.waitUntil(lambda: w.palette().window().color().lightness() > 155, timeout=WAIT)
+    assert w.palette().windowText().color().lightness() < 100
+    apply_theme("system")
+    close_window(qtbot, w)
+
+
+def test_a_damaged_catalog_is_explained_in_the_window(qtbot, library, tmp_path):
+    library.catalog  # create it
+    library.close()
+    versions = library.paths.data / "catalog" / "photos.lance" / "_versions"
+    for manifest in versions.iterdir():
+        manifest.write_bytes(b"garbage")
+    w = open_window(qtbot, wait_ready=False)
+    qtbot.waitUntil(lambda: "could not open" in w.opening.text(), timeout=WAIT)
+    assert "is damaged" in w.opening.text() and "build it again" in w.opening.text()
+    close_window(qtbot, w)
+    assert all(m.read_bytes() == b"garbage" for m in versions.iterdir())  # left for the user to inspect

@@ -1,0 +1,94 @@
+"""The results model and grid without a window (as Vorta tests its models), and the app's start-up."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from PySide6.QtCore import QSize, Qt
+
+from conftest import ROOT, make_photos, run_glimpse
+
+
+def results(n: int, path_of=lambda i: f"/photos/{i // 1000:03d}/IMG_{i:06d}.jpg"):
+    from app.library.search import Result
+
+    return [Result(path_of(i), 1.0 - i / (n + 1), 1_600_000_000 + 60 * i, 4_000_000, 4032, 3024) for i in range(n)]
+
+
+def test_results_model_passes_qt_model_tester(qtbot, qtmodeltester):
+    from app.gui.results import ResultsModel
+    from app.gui.thumbs import ThumbnailLoader
+
+    loader = ThumbnailLoader()
+    model = ResultsModel(loader)
+    model.set_results(results(50), more=True)
+    qtmodeltester.check(model, force_py=True)
+    model.append(results(60)[50:], more=False)
+    qtmodeltester.check(model, force_py=True)
+    assert model.rowCount() == 60 and not model.canFetchMore()
+    assert model.index(0).data(Qt.ItemDataRole.ToolTipRole).startswith("IMG_000000.jpg\nScore 1.000 · ")
+    mime = model.mimeData([model.index(3)])  # results drag out to other apps as files
+    assert mime.urls()[0].toLocalFile() == "/photos/000/IMG_000003.jpg"
+    loader.close()
+
+
+def test_grid_of_10000_results_loads_only_what_is_on_screen(qtbot, tmp_path):
+    from app.gui.grid import ResultsView
+    from app.gui.results import ResultsModel
+    from app.gui.thumbs import ThumbnailLoader
+
+    thumb = make_photos(tmp_path, 1)[0]
+    asked = []
+
+    def source(path: str) -> str:  # a real JPEG for every result
+        asked.append(path)
+        return str(thumb)
+
+    loader = ThumbnailLoader()
+    loader.set_source(source)
+    model = ResultsModel(loader)
+    view = ResultsView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.resize(QSize(1000, 700))
+    view.show()
+    model.set_results(results(10_000), more=False)
+    qtbot.waitUntil(lambda: loader.requested > 0 and not loader._pending, timeout=30_000)
+    on_screen = loader.requested
+    assert 6 <= on_screen <= 40  # a screenful of 200 px cells, not 10,000
+    view.scrollToBottom()
+    qtbot.waitUntil(lambda: view.model().index(9_999).data(Qt.ItemDataRole.DecorationRole) is not None,
+                    timeout=30_000)
+    assert loader.requested <= 2 * on_screen + 10
+    assert set(asked) <= set(model.paths())
+    # Page Down and End move through the grid like any list.
+    view.setFocus()
+    view.setCurrentIndex(model.index(0))
+    qtbot.keyClick(view, Qt.Key.Key_End)
+    assert view.currentIndex().row() == 9_999
+    loader.close()
+
+
+def test_window_starts_without_torch_or_the_database(tmp_path):
+    """The start-up probe records what was imported when the first frame was out (time: benchmarks/startup.py)."""
+    probe = tmp_path / "probe.json"
+    env = {"GLIMPSE_STARTUP_PROBE": str(probe), "QT_QPA_PLATFORM": "offscreen"}
+    proc = run_glimpse(env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(probe.read_text())
+    assert report["visible"] is True
+    assert report["modules"] == {"torch": False, "open_clip": False, "lancedb": False, "onnxruntime": False,
+                                 "pyarrow": False}
+
+
+def test_the_installed_command_opens_the_window(tmp_path):
+    """`glimpse` with no arguments is the window (the CLI stays one subcommand away)."""
+    probe = tmp_path / "probe.json"
+    env = {**os.environ, "GLIMPSE_STARTUP_PROBE": str(probe), "QT_QPA_PLATFORM": "offscreen"}
+    import subprocess
+
+    glimpse = os.path.join(os.path.dirname(sys.executable), "glimpse")
+    proc = subprocess.run([glimpse], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(probe.read_text())["visible"] is True
