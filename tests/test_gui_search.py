@@ -54,7 +54,7 @@ def test_typing_a_description_shows_every_photo_ranked(qtbot, window, photos):
     tip = window.model.index(0).data(Qt.ItemDataRole.ToolTipRole)
     assert f"Score {scores[0]:.3f}" in tip and "photo_" in tip
     # Thumbnails arrive off the GUI thread and are then painted.
-    qtbot.waitUntil(lambda: window.model.index(0).data(Qt.ItemDataRole.DecorationRole) is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.model.thumbnail(0) is not None, timeout=WAIT)
     assert "results in" in window.status_text.text()
 
 

@@ -5,8 +5,6 @@ from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QPainter, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from .results import BrokenRole
-
 CELL = 200
 GAP = 8
 
@@ -34,7 +32,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(colour)
             painter.drawRoundedRect(option.rect.adjusted(0, 0, -1, -1), 6, 6)
-        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        model = index.model()
+        pixmap = model.thumbnail(index.row())
         inner = rect.adjusted(4, 4, -4, -4)
         if pixmap is not None and not pixmap.isNull():
             size = pixmap.size().scaled(inner.size(), Qt.AspectRatioMode.KeepAspectRatio)
@@ -47,7 +46,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             placeholder.setAlpha(60)
             painter.setBrush(placeholder)
             painter.drawRoundedRect(inner, 4, 4)
-            if index.data(BrokenRole):
+            if model.broken(index.row()):
                 painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
                 painter.drawText(inner, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                                  "Cannot show this photo")

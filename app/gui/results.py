@@ -62,6 +62,13 @@ class ResultsModel(QAbstractListModel):
     def result(self, row: int):
         return self._results[row]
 
+    def thumbnail(self, row: int):
+        """The row's thumbnail, or None while it loads (a plain Python call: the delegate paints many)."""
+        return self.thumbs.pixmap(self._results[row].path)
+
+    def broken(self, row: int) -> bool:
+        return self.thumbs.failed(self._results[row].path)
+
     def paths(self) -> list[str]:
         return [r.path for r in self._results]
 

@@ -285,7 +285,13 @@ class Catalog:
         return tuple(self.table(n).version for n in sorted(self._table_names()) if n != META)
 
     def size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file())
+        total = 0
+        for f in self.folder.rglob("*"):
+            try:  # LanceDB's temporary files come and go while it writes
+                total += f.stat().st_size if f.is_file() else 0
+            except FileNotFoundError:
+                pass
+        return total
 
 
 def fixed_list_to_numpy(column) -> np.ndarray:
