@@ -29,6 +29,8 @@ bench: setup
 	$(BIN)/python benchmarks/index_throughput.py
 	$(BIN)/python benchmarks/query_latency.py
 	$(BIN)/python benchmarks/rescan.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/gui_responsiveness.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -75,8 +75,9 @@ def test_bad_input_gets_one_clear_line(tmp_path):
         _no_traceback(r)
 
 
-def test_no_arguments_explains_and_shows_the_commands():
-    r = run_glimpse()
+def test_help_shows_the_commands():
+    """(`glimpse` alone opens the window: tests/test_gui_model.py.)"""
+    r = run_glimpse("--help")
     assert r.returncode == 0 and "models" in r.stdout and "doctor" in r.stdout
 
 

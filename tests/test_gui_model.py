@@ -91,7 +91,8 @@ def test_window_starts_without_torch_or_the_database(tmp_path):
     proc = run_glimpse(env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(probe.read_text())
-    assert report["visible"] is True
+    assert report["visible"] is True and report["title"] == "Glimpse" and report["icon"] is True
+    assert report["size"][0] >= 800 and report["size"][1] >= 600  # a sensible first size
     assert report["modules"] == {"torch": False, "open_clip": False, "lancedb": False, "onnxruntime": False,
                                  "pyarrow": False}
 

@@ -248,3 +248,14 @@ def test_raw_files_are_indexed_through_their_preview(library, tmp_path):
     hits = library.searcher().search(parse(str(tmp_path / "same-scene.jpg")), k=1)
     assert hits[0].path == str(root / "IMG_0001.DNG")
     assert library.thumbnails.get(str(root / "IMG_0001.DNG")).exists()
+
+
+def test_large_jpeg_keeps_its_full_size_although_decoded_small(library, tmp_path):
+    """JPEGs are decoded at 1/8 scale for the model; the catalog still records the photo's real size."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    images.photo(1024, 768, seed=4).save(root / "big.jpg", quality=85)
+    library.folders.add(str(root))
+    library.update()
+    row = _rows(library)[str(root / "big.jpg")]
+    assert (row["width"], row["height"]) == (1024, 768)

@@ -160,15 +160,15 @@ class Backend(QObject):
             return
         if not lib.folders.list() or not (lib.models.active_id and lib.models.store.exists(lib.models.active_id)):
             return
-        old = self.watcher
-        paused = bool(old and old.control.paused)
-
         def work():
             from app.library.watcher import Watcher
 
-            with self._watch_lock:
+            with self._watch_lock:  # one watcher at a time, however many restarts are queued
+                old = self.watcher
+                paused = bool(old and old.control.paused)
                 if old is not None:
                     old.stop()
+                    self.watcher = None
                 if self._closed:
                     return None
                 watcher = Watcher(lib, on_update=self._on_update, on_progress=self._on_progress,

@@ -1,8 +1,8 @@
 """The results grid: a virtualised QListView in icon mode with a delegate that paints thumbnails."""
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPainter, QPalette
+from PySide6.QtCore import QModelIndex, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 CELL = 200
@@ -27,11 +27,11 @@ class ThumbnailDelegate(QStyledItemDelegate):
         hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
         if selected or hovered:
             colour = pal.color(QPalette.ColorRole.Highlight)
-            if not selected:
-                colour.setAlpha(70)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(colour)
-            painter.drawRoundedRect(option.rect.adjusted(0, 0, -1, -1), 6, 6)
+            fill = QColor(colour)
+            fill.setAlpha(90 if selected else 40)
+            painter.setPen(QPen(colour, 2) if selected else Qt.PenStyle.NoPen)
+            painter.setBrush(fill)
+            painter.drawRoundedRect(QRectF(option.rect).adjusted(1, 1, -1, -1), 6, 6)
         model = index.model()
         pixmap = model.thumbnail(index.row())
         inner = rect.adjusted(4, 4, -4, -4)
@@ -50,10 +50,6 @@ class ThumbnailDelegate(QStyledItemDelegate):
                 painter.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
                 painter.drawText(inner, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                                  "Cannot show this photo")
-        if option.state & QStyle.StateFlag.State_HasFocus and selected:
-            painter.setPen(pal.color(QPalette.ColorRole.HighlightedText))
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(option.rect.adjusted(1, 1, -2, -2), 6, 6)
         painter.restore()
 
 

@@ -8,6 +8,12 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QM
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 
+def short_path(path: str) -> str:
+    """A path as people read it: the home folder as ~."""
+    home = os.path.expanduser("~")
+    return "~" + path[len(home):] if home not in ("", "/") and (path + os.sep).startswith(home + os.sep) else path
+
+
 def choose_folder(parent: QWidget) -> str | None:
     path = QFileDialog.getExistingDirectory(parent, "Add a photo folder", os.path.expanduser("~"))
     return path or None
@@ -26,6 +32,7 @@ class FoldersView(QWidget):
         self.tree = QTreeWidget(self)
         self.tree.setHeaderLabels(["Folder", "Photos", "Unreadable", "State"])
         self.tree.setRootIsDecorated(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.setAccessibleName("Watched folders")
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -53,7 +60,7 @@ class FoldersView(QWidget):
         self.tree.clear()
         for root, info in folders.items():
             state = info.get("problem") or "Watched"
-            item = QTreeWidgetItem([root, f"{info['photos']:,}", f"{info['errors']:,}", state])
+            item = QTreeWidgetItem([short_path(root), f"{info['photos']:,}", f"{info['errors']:,}", state])
             item.setData(0, Qt.ItemDataRole.UserRole, root)
             item.setToolTip(0, root)
             item.setToolTip(3, state)
@@ -93,6 +100,7 @@ class LibraryPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         lay = QVBoxLayout(self)
+        self.setMinimumWidth(400)
         self.summary = QLabel("Opening the library…", self)
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
@@ -104,8 +112,10 @@ class LibraryPanel(QWidget):
         self.errors.setHeaderLabels(["File", "Reason"])
         self.errors.setRootIsDecorated(False)
         self.errors.setAccessibleName("Files that could not be read")
+        self.errors.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.errors.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        self.errors.setColumnWidth(0, 220)
+        self.errors.header().setStretchLastSection(True)
+        self.errors.setColumnWidth(0, 180)
         self.errors.itemActivated.connect(lambda item, _col: self.reveal_requested.emit(
             item.data(0, Qt.ItemDataRole.UserRole)))
         lay.addWidget(self.errors, 1)

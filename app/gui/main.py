@@ -39,7 +39,8 @@ def _report_start(window, path: str) -> None:
     """For benchmarks/startup.py: when the first frame is out, record the time and what was imported."""
     window.repaint()
     Path(path).write_text(json.dumps({
-        "shown_at": time.time(), "visible": window.isVisible(),
+        "shown_at": time.time(), "visible": window.isVisible(), "title": window.windowTitle(),
+        "icon": not window.windowIcon().isNull(), "size": [window.width(), window.height()],
         "modules": {m: m in sys.modules for m in ("torch", "open_clip", "lancedb", "onnxruntime", "pyarrow")},
     }))
     window.close()

@@ -77,9 +77,9 @@ class ThumbnailLoader(QObject):
         self.pool.clear()
         self._pending.clear()
 
-    def invalidate(self, path: str) -> None:
-        self._cache.pop(path, None)
-        self._failed.discard(path)
+    def retry_failed(self) -> None:
+        """Files change (a half-copied photo is complete now): failed thumbnails are tried again."""
+        self._failed.clear()
 
     def _done(self, path: str, image: QImage | None) -> None:
         self._pending.discard(path)

@@ -17,8 +17,13 @@ class Welcome(QWidget):
         self.backend = backend
         outer = QVBoxLayout(self)
         outer.addStretch(1)
+        row_ = QHBoxLayout()  # stretches, not an alignment flag, so wrapped text gets its height
+        outer.addLayout(row_)
         card = QFrame(self)
-        card.setMaximumWidth(640)
+        card.setFixedWidth(620)
+        row_.addStretch(1)
+        row_.addWidget(card)
+        row_.addStretch(1)
         lay = QVBoxLayout(card)
         title = QLabel("<h1>Welcome to Glimpse</h1>", card)
         lay.addWidget(title)
@@ -45,7 +50,6 @@ class Welcome(QWidget):
         self.start.setEnabled(False)
         self.start.clicked.connect(self.done.emit)
         lay.addWidget(self.start, 0, Qt.AlignmentFlag.AlignRight)
-        outer.addWidget(card, 0, Qt.AlignmentFlag.AlignHCenter)
         outer.addStretch(2)
         self.has_folders = self.has_model = False
 

@@ -13,6 +13,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMenu, QProgressBar,
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 from superqt import QElidingLabel
+from superqt.utils import create_worker
 
 from app.library.paths import Paths
 from app.library.settings import Settings
@@ -74,7 +75,9 @@ class MainWindow(QMainWindow):
         central = QWidget(self)
         outer = QVBoxLayout(central)
         outer.setContentsMargins(8, 8, 8, 0)
-        top = QHBoxLayout()
+        self.top = QWidget(central)
+        top = QHBoxLayout(self.top)
+        top.setContentsMargins(0, 0, 0, 0)
         self.search = SearchBar(self.thumbs, central)
         self.search.edit.setAcceptDrops(False)  # drops on the field are image queries, not text
         top.addWidget(self.search, 1)
@@ -82,7 +85,7 @@ class MainWindow(QMainWindow):
         self.settings_button = self._tool("Settings", "Folders, model and appearance (Ctrl+,)")
         top.addWidget(self.library_button)
         top.addWidget(self.settings_button)
-        outer.addLayout(top)
+        outer.addWidget(self.top)
         self.filters = FilterBar(central)
         outer.addWidget(self.filters)
         self.notice = QLabel(central)
@@ -135,8 +138,15 @@ class MainWindow(QMainWindow):
             w.hide()
         self.count_text = QLabel("", self)
         bar.addPermanentWidget(self.count_text)
+        self.pages.currentChanged.connect(self._page_changed)
         self.pages.setCurrentWidget(self.opening)
         self._show_empty()
+
+    def _page_changed(self, _index: int) -> None:
+        """The search field and filters belong to the results and the preview, not to the welcome."""
+        searching = self.pages.currentWidget() in (self.results_page, self.viewer)
+        self.top.setVisible(searching)
+        self.filters.setVisible(searching)
 
     def _tool(self, text: str, tip: str, checkable: bool = False) -> QToolButton:
         b = QToolButton(self)
@@ -262,9 +272,6 @@ class MainWindow(QMainWindow):
         problems = [f"{root}: {info['problem']}" for root, info in status["folders"].items() if info.get("problem")]
         if problems:
             self.status_text.setText(" · ".join(problems))
-        if self.pages.currentWidget() is self.welcome and self.welcome.has_folders and self.welcome.has_model \
-                and not self.welcome.isVisible():
-            self.pages.setCurrentWidget(self.results_page)
         self._show_empty()
 
     def _busy(self, busy: bool) -> None:
@@ -300,6 +307,7 @@ class MainWindow(QMainWindow):
             self._progress(self._last_progress)
 
     def _library_changed(self) -> None:
+        self.thumbs.retry_failed()
         if self.request is not None and not self.request.empty and not self._refresh_timer.isActive():
             self._refresh_timer.start()
         self.backend.refresh_status()
@@ -416,20 +424,21 @@ class MainWindow(QMainWindow):
     def take(self, mime) -> None:
         """Images become query chips; folders are added to the library; anything else is explained."""
         dropped = classify(mime)
-        if dropped.image_data is not None:
-            try:
-                dropped.images.append(save_query_image(dropped.image_data, self.paths.cache / "queries"))
-            except OSError as e:
-                self.show_notice(str(e))
+        if dropped.image_data is not None:  # pixels without a file: saved as a PNG off the GUI thread
+            create_worker(save_query_image, dropped.image_data, self.paths.cache / "queries", _ignore_errors=True,
+                          _connect={"returned": lambda path: self._query_images([path]),
+                                    "errored": lambda e: self.show_notice(f"Could not use the pasted image: {e}")})
         if dropped.rejected:
             self.show_notice(dropped.rejection())
         if self.backend.library is not None:
             for folder in dropped.folders:
                 self.backend.add_folder(folder)
-        if dropped.images:
-            if self.pages.currentWidget() is not self.results_page:
-                self.close_preview()
-            for path in dropped.images:
+        self._query_images(dropped.images)
+
+    def _query_images(self, paths: list[str]) -> None:
+        if paths:
+            self.close_preview()
+            for path in paths:
                 self.search.add_image(QueryImage(path))
 
     def find_similar(self, path: str) -> None:

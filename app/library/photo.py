@@ -173,4 +173,5 @@ def load(path: str, mtime: float, cfg: PreprocessConfig) -> tuple[np.ndarray, Me
     with image_errors():
         img, raw = open_photo(path)
         with img:
-            return to_array(upright(img, cfg), cfg), _with_raw(meta_of(img, mtime), raw)
+            meta = _with_raw(meta_of(img, mtime), raw)  # before decoding: draft() shrinks img.size
+            return to_array(upright(img, cfg), cfg), meta

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ class Settings:
     def __init__(self, path: Path):
         self.path = path
         self._data = dict(DEFAULTS)
+        self._lock = threading.Lock()  # the window writes from its thread and from workers
         self.warning: str | None = None
         try:
             loaded = json.loads(path.read_text(encoding="utf-8"))
@@ -42,10 +44,15 @@ class Settings:
         return self._data.get(key, DEFAULTS.get(key))
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._data[key] = value
-        self.save()
+        with self._lock:
+            self._data[key] = value
+            self._save()
 
     def save(self) -> None:
+        with self._lock:
+            self._save()
+
+    def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(self._data, indent=2, sort_keys=True), encoding="utf-8")
