@@ -259,3 +259,16 @@ def test_large_jpeg_keeps_its_full_size_although_decoded_small(library, tmp_path
     library.update()
     row = _rows(library)[str(root / "big.jpg")]
     assert (row["width"], row["height"]) == (1024, 768)
+
+
+def test_everything_is_committed_when_run_returns(library, tmp_path):
+    """Committing every batch (as a slow model does), the last commits are still in flight when the
+    last batch is encoded; run() returns only once they are in the catalog."""
+    from app.library.indexer import Indexer
+
+    make_photos(tmp_path / "photos", 40)
+    library.folders.add(str(tmp_path / "photos"))
+    plan = library.scan()
+    summary = Indexer(library.catalog, library.encoder(), batch_size=4, commit_seconds=0).run(plan.todo)
+    assert summary.done == 40
+    assert library.catalog.count("status = 'ok'") == 40

@@ -193,12 +193,12 @@ class Indexer:
         def flush(force: bool = False) -> None:
             nonlocal rows, out_hashes, out_vectors, last_commit
             due = len(rows) >= self.commit_every or time.perf_counter() - last_commit >= self.commit_seconds
-            if not rows or not (force or due):
-                return
-            vectors = np.concatenate(out_vectors) if out_vectors else None
-            commits.append(self.catalog.commit(rows, model_id, out_hashes, vectors))
-            rows, out_hashes, out_vectors = [], [], []
-            last_commit = time.perf_counter()
+            if rows and (force or due):
+                vectors = np.concatenate(out_vectors) if out_vectors else None
+                commits.append(self.catalog.commit(rows, model_id, out_hashes, vectors))
+                rows, out_hashes, out_vectors = [], [], []
+                last_commit = time.perf_counter()
+            # Forced (the end of a run): wait for every commit in flight, even with no rows left to add.
             while len(commits) > 2 or (force and commits):
                 commits.popleft().result()
 
