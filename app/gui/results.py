@@ -12,7 +12,6 @@ PathRole = Qt.ItemDataRole.UserRole + 1
 ScoreRole = Qt.ItemDataRole.UserRole + 2
 TakenRole = Qt.ItemDataRole.UserRole + 3
 ResultRole = Qt.ItemDataRole.UserRole + 4
-BrokenRole = Qt.ItemDataRole.UserRole + 5
 
 
 def when(taken_at: int) -> str:
@@ -97,8 +96,6 @@ class ResultsModel(QAbstractListModel):
             return r.taken_at
         if role == ResultRole:
             return r
-        if role == BrokenRole:
-            return self.thumbs.failed(r.path)
         return None
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
