@@ -35,6 +35,17 @@ def open_window(qtbot, wait_ready: bool = True):
     return w
 
 
+def indexed_window(qtbot, library, folders, photos: int):
+    """Index `folders` with the library, close it, and open the window on it once it shows `photos`."""
+    for folder in folders:
+        library.folders.add(str(folder))
+    library.update()
+    library.close()
+    w = open_window(qtbot)
+    wait_idle(qtbot, w, photos=photos)
+    return w
+
+
 def wait_idle(qtbot, w, photos: int | None = None) -> None:
     """Until the watcher has nothing left to do (and the status shows `photos`, if given)."""
     def idle() -> bool:

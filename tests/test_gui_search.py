@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 import images
 from conftest import make_photos
-from gui import WAIT, answered, close_window, drop, file_mime, open_window, search, wait_idle
+from gui import WAIT, answered, close_window, drop, file_mime, indexed_window, search
 
 N = 12
 
@@ -27,19 +27,14 @@ def empty_clipboard_after():
 
 @pytest.fixture
 def photos(library, tmp_path):
-    """A library of N indexed photos (the tiny model), closed again before the window opens it."""
+    """N photo files in one folder; the `window` fixture indexes them and opens the window."""
     folder = tmp_path / "Photos"
-    paths = make_photos(folder, N)
-    library.folders.add(str(folder))
-    library.update()
-    library.close()
-    return paths
+    return make_photos(folder, N)
 
 
 @pytest.fixture
-def window(qtbot, photos):
-    w = open_window(qtbot)
-    wait_idle(qtbot, w, photos=N)
+def window(qtbot, library, photos):
+    w = indexed_window(qtbot, library, [photos[0].parent], photos=N)
     yield w
     close_window(qtbot, w)
 
@@ -166,11 +161,7 @@ def test_preview_applies_exif_orientation_and_shows_camera(qtbot, library, tmp_p
     exif[0x0112] = 6  # rotate 90° on display
     exif[0x010F], exif[0x0110] = "Fujifilm", "X100V"
     img.save(folder / "sideways.jpg", exif=exif)
-    library.folders.add(str(folder))
-    library.update()
-    library.close()
-    w = open_window(qtbot)
-    wait_idle(qtbot, w, photos=1)
+    w = indexed_window(qtbot, library, [folder], photos=1)
     search(qtbot, w, "a photo")
     w.open_preview(w.model.index(0))
     qtbot.waitUntil(lambda: w.viewer.loaded_path is not None, timeout=WAIT)
@@ -213,11 +204,7 @@ def test_filters_and_sorting_by_date(qtbot, library, tmp_path):
         for i, p in enumerate(make_photos(folder, 3, start=year)):
             t = dt.datetime(year, 1 + i, 10, 12).timestamp()
             os.utime(p, (t, t))
-        library.folders.add(str(folder))
-    library.update()
-    library.close()
-    w = open_window(qtbot)
-    wait_idle(qtbot, w, photos=6)
+    w = indexed_window(qtbot, library, [a, b], photos=6)
     search(qtbot, w, "winter")
     assert w.model.rowCount() == 6
     w.filters.set_sort("newest")

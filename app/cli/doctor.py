@@ -5,7 +5,9 @@ import platform
 import sys
 from importlib import metadata
 
-from .context import Context, human_size
+from app.library.units import human_size
+
+from .context import Context
 
 PACKAGES = ("onnxruntime-gpu", "onnxruntime", "numpy", "pillow", "pillow-heif", "tokenizers", "lancedb",
             "watchdog", "PySide6", "torch", "open_clip_torch", "onnx", "huggingface_hub")

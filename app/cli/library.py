@@ -5,7 +5,9 @@ import json
 import sys
 import time
 
-from .context import Context, human_size
+from app.library.units import human_size
+
+from .context import Context
 
 
 def add_parsers(sub) -> None:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from .context import Context, human_size
+from app.library.units import human_size
+
+from .context import Context
 
 
 def add_parser(sub) -> None:

@@ -5,7 +5,9 @@ import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
-                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from .widgets import list_tree
 
 
 def short_path(path: str) -> str:
@@ -29,15 +31,10 @@ class FoldersView(QWidget):
         super().__init__(parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        self.tree = QTreeWidget(self)
-        self.tree.setHeaderLabels(["Folder", "Photos", "Unreadable", "State"])
-        self.tree.setRootIsDecorated(False)
+        self.tree = list_tree(self, ["Folder", "Photos", "Unreadable", "State"], "Watched folders")
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.tree.setAccessibleName("Watched folders")
-        header = self.tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in (1, 2, 3):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+            self.tree.header().setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemSelectionChanged.connect(self._selection)
         lay.addWidget(self.tree)
         buttons = QHBoxLayout()
@@ -108,10 +105,7 @@ class LibraryPanel(QWidget):
         lay.addWidget(self.folders, 2)
         self.errors_title = QLabel("<b>Files that could not be read</b>", self)
         lay.addWidget(self.errors_title)
-        self.errors = QTreeWidget(self)
-        self.errors.setHeaderLabels(["File", "Reason"])
-        self.errors.setRootIsDecorated(False)
-        self.errors.setAccessibleName("Files that could not be read")
+        self.errors = list_tree(self, ["File", "Reason"], "Files that could not be read")
         self.errors.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.errors.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         self.errors.header().setStretchLastSection(True)

@@ -14,6 +14,7 @@ from superqt import QElidingLabel
 from superqt.utils import qdebounced
 
 from .thumbs import ThumbnailLoader
+from .widgets import tool_button
 
 DEBOUNCE_MS = 250
 
@@ -49,11 +50,8 @@ class Chip(QFrame):
         self.text = QElidingLabel(image.label, self)
         self.text.setMaximumWidth(140)
         lay.addWidget(self.text)
-        self.close_button = QToolButton(self)
-        self.close_button.setText("×")
-        self.close_button.setAutoRaise(True)
-        self.close_button.setToolTip("Remove this image from the query")
-        self.close_button.clicked.connect(lambda: self.removed.emit(self.image))
+        self.close_button = tool_button(self, "×", "Remove this image from the query",
+                                        lambda: self.removed.emit(self.image))
         lay.addWidget(self.close_button)
         self.thumbs = thumbs
         thumbs.loaded.connect(self._loaded)
@@ -92,11 +90,7 @@ class SearchBar(QFrame):
         self.edit.returnPressed.connect(self.submitted.emit)
         self.edit.installEventFilter(self)
         self._layout.addWidget(self.edit, 1)
-        self.clear_button = QToolButton(self)
-        self.clear_button.setText("×")
-        self.clear_button.setAutoRaise(True)
-        self.clear_button.setToolTip("Clear the search (Esc)")
-        self.clear_button.clicked.connect(self.clear)
+        self.clear_button = tool_button(self, "×", "Clear the search (Esc)", self.clear)
         self._layout.addWidget(self.clear_button)
         font = self.edit.font()
         font.setPointSizeF(font.pointSizeF() * 1.25)

@@ -8,12 +8,14 @@ import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QTabWidget,
-                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+                               QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QTabWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from .backend import Backend
 from .library_panel import FoldersView
-from .viewer import human_size
+from app.library.units import human_size
+
+from .widgets import list_tree
 
 THEMES = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 PROVIDERS = {"auto": "Automatic (GPU when available)", "cuda": "GPU (CUDA)", "cpu": "CPU"}
@@ -164,10 +166,7 @@ class SettingsDialog(QDialog):
         w = QWidget(self)
         lay = QVBoxLayout(w)
         lay.addWidget(QLabel("<b>Installed models</b>", w))
-        self.models = QTreeWidget(w)
-        self.models.setHeaderLabels(["Model", "Architecture", "Size", ""])
-        self.models.setRootIsDecorated(False)
-        self.models.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.models = list_tree(w, ["Model", "Architecture", "Size", ""], "Installed models")
         self.models.itemSelectionChanged.connect(self._model_selection)
         lay.addWidget(self.models)
         row = QHBoxLayout()

@@ -5,12 +5,14 @@ import os
 
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QKeyEvent, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import (QFormLayout, QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QFormLayout, QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 from superqt import QElidingLabel
 from superqt.utils import create_worker
 
+from app.library.units import human_size
+
 from .results import when
+from .widgets import tool_button
 
 MAX_SIDE = 2560  # decoded size: sharp on a 4K screen, 1/2 or 1/4 JPEG scale for a camera photo
 
@@ -32,14 +34,6 @@ def load_preview(path: str, max_side: int = MAX_SIDE) -> QImage:
         img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     data = img.tobytes("raw", "RGB")
     return QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888).copy()
-
-
-def human_size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 class ImageCanvas(QWidget):
@@ -95,9 +89,9 @@ class Viewer(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 4, 6, 0)
-        self.back = self._button("← Results", "Back to the results (Esc)", self.closed.emit)
-        self.prev = self._button("‹", "Previous photo (←)", lambda: self.step(-1))
-        self.next = self._button("›", "Next photo (→)", lambda: self.step(1))
+        self.back = tool_button(self, "← Results", "Back to the results (Esc)", self.closed.emit)
+        self.prev = tool_button(self, "‹", "Previous photo (←)", lambda: self.step(-1))
+        self.next = tool_button(self, "›", "Next photo (→)", lambda: self.step(1))
         self.title = QElidingLabel("", self)
         self.title.setElideMode(Qt.TextElideMode.ElideMiddle)
         bar.addWidget(self.back)
@@ -108,7 +102,7 @@ class Viewer(QWidget):
                                   ("Open", "Open in the default viewer", self.open_requested),
                                   ("Show in folder", "Reveal in the file manager", self.reveal_requested),
                                   ("Copy path", "Copy the file's path", self.copy_requested)):
-            bar.addWidget(self._button(text, tip, lambda s=signal: s.emit(self.current_path)))
+            bar.addWidget(tool_button(self, text, tip, lambda s=signal: s.emit(self.current_path)))
         outer.addLayout(bar)
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
@@ -128,14 +122,6 @@ class Viewer(QWidget):
             self.fields[key] = label
         body.addWidget(self.info)
         outer.addLayout(body, 1)
-
-    def _button(self, text: str, tip: str, slot) -> QToolButton:
-        b = QToolButton(self)
-        b.setText(text)
-        b.setToolTip(tip)
-        b.setAutoRaise(True)
-        b.clicked.connect(slot)
-        return b
 
     @property
     def current_path(self) -> str:

@@ -11,7 +11,7 @@ import os
 from PySide6.QtCore import QByteArray, QModelIndex, QPoint, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMenu, QProgressBar,
-                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+                               QStackedWidget, QVBoxLayout, QWidget)
 from superqt import QElidingLabel
 from superqt.utils import create_worker
 
@@ -30,6 +30,7 @@ from .settings_dialog import SettingsDialog
 from .theme import apply_theme
 from .thumbs import ThumbnailLoader
 from .viewer import Viewer
+from .widgets import tool_button
 from .welcome import Welcome
 
 PAGE = 200               # results fetched per page while scrolling
@@ -81,8 +82,9 @@ class MainWindow(QMainWindow):
         self.search = SearchBar(self.thumbs, central)
         self.search.edit.setAcceptDrops(False)  # drops on the field are image queries, not text
         top.addWidget(self.search, 1)
-        self.library_button = self._tool("Library", "Folders, indexing and unreadable files", checkable=True)
-        self.settings_button = self._tool("Settings", "Folders, model and appearance (Ctrl+,)")
+        self.library_button = tool_button(self, "Library", "Folders, indexing and unreadable files", flat=False,
+                                          checkable=True)
+        self.settings_button = tool_button(self, "Settings", "Folders, model and appearance (Ctrl+,)", flat=False)
         top.addWidget(self.library_button)
         top.addWidget(self.settings_button)
         outer.addWidget(self.top)
@@ -129,10 +131,8 @@ class MainWindow(QMainWindow):
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setMaximumWidth(180)
         self.progress_bar.setTextVisible(False)
-        self.pause_button = QToolButton(self)
-        self.pause_button.setText("Pause")
-        self.pause_button.setToolTip("Pause indexing (search keeps working)")
-        self.pause_button.setCheckable(True)
+        self.pause_button = tool_button(self, "Pause", "Pause indexing (search keeps working)", flat=False,
+                                        checkable=True)
         for w in (self.progress_text, self.progress_bar, self.pause_button):
             bar.addPermanentWidget(w)
             w.hide()
@@ -147,14 +147,6 @@ class MainWindow(QMainWindow):
         searching = self.pages.currentWidget() in (self.results_page, self.viewer)
         self.top.setVisible(searching)
         self.filters.setVisible(searching)
-
-    def _tool(self, text: str, tip: str, checkable: bool = False) -> QToolButton:
-        b = QToolButton(self)
-        b.setText(text)
-        b.setToolTip(tip)
-        b.setCheckable(checkable)
-        b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        return b
 
     def _connect(self) -> None:
         be = self.backend
