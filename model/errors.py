@@ -24,6 +24,3 @@ class ExportError(ModelError):
 class ImportError_(ModelError):
     """A model folder or file that cannot be imported (named so as not to shadow ImportError)."""
 
-
-class ImageError(ValueError):
-    """An image that cannot be decoded or converted; the message is the reason."""

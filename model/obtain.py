@@ -34,8 +34,12 @@ def _version(dist: str) -> str | None:
 
 
 def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licence: str | None = None,
-            pretrained: str | None = None, progress: Progress | None = None) -> StoredModel:
-    """Export `loaded` into the store as `model_id`, atomically, after a parity check."""
+            pretrained: str | None = None, progress: Progress | None = None,
+            image_space: str | None = None) -> StoredModel:
+    """Export `loaded` into the store as `model_id`, atomically, after a parity check.
+
+    `image_space`: declare the base model's space when only the text tower differs from it (the
+    default is the space of the exported image tower itself)."""
     progress = progress or _noop
     _check_id(model_id)
     pp = loaded.preprocess
@@ -56,6 +60,7 @@ def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licenc
             "architecture": loaded.architecture,
             "pretrained": pretrained,
             "lineage": loaded.lineage,
+            "image_space": image_space,
             "licence": licence,
             "embed_dim": report["visual"]["dim"],
             "preprocess": {**pp, "size": list(size)},

@@ -42,11 +42,18 @@ def from_weights(architecture: str, weights: str | Path, preprocess: dict | None
     """A registered architecture with a weights file (safetensors or torch, loaded weights-only)."""
     open_clip = _quiet_open_clip()
     if architecture not in open_clip.list_models():
-        raise ImportError_(f"Unknown architecture '{architecture}'. Known ones: `glimpse models archs`.")
+        import difflib
+
+        close = difflib.get_close_matches(architecture, open_clip.list_models(), n=4, cutoff=0.6)
+        raise ImportError_(f"Unknown architecture '{architecture}'"
+                           + (f" (did you mean {', '.join(close)}?)" if close else "")
+                           + ": give open_clip's name, e.g. ViT-B-32 "
+                             "(the part before the / in `glimpse models list --available`).")
     try:
         model = open_clip.create_model(architecture, pretrained=None, force_quick_gelu=bool(quick_gelu))
         open_clip.load_checkpoint(model, str(weights), weights_only=True)
     except Exception as e:
+        _refuse_pickled(e, weights)
         raise ImportError_(f"The weights in {weights} do not fit {architecture}: {_first_line(e)}") from e
     model.eval()
     from open_clip.transform import PreprocessCfg, merge_preprocess_dict
@@ -78,6 +85,7 @@ def from_folder(folder: str | Path) -> Loaded:
     try:
         model = open_clip.create_model(name, weights_only=True)
     except Exception as e:
+        _refuse_pickled(e, folder)
         raise ImportError_(f"open_clip cannot load {folder}: {_first_line(e)}") from e
     model.eval()
     arch = config.get("architecture") or model_cfg.get("name") or folder.name
@@ -111,6 +119,13 @@ def tokenizer_spec(loaded: Loaded, out_dir: Path) -> dict:
         return {"kind": "hf", "file": path.name, "context_length": context_length, "clean": "whitespace",
                 "pad_id": int(tok.tokenizer.pad_token_id), "pad_token": str(tok.tokenizer.pad_token)}
     raise ExportError(f"The tokenizer of {loaded.architecture} ({type(tok).__name__}) is not supported yet.")
+
+
+def _refuse_pickled(e: BaseException, source) -> None:
+    """torch's weights-only refusal, said plainly (its own text suggests loading the file unsafely)."""
+    if "Weights only load failed" in str(e):
+        raise ImportError_(f"{source} holds Python objects besides weights, which could run code when loaded; "
+                           "Glimpse does not load it. Save the weights as safetensors or a plain state dict.") from e
 
 
 def _first_line(e: BaseException) -> str:

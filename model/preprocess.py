@@ -9,7 +9,6 @@ over white rather than dropped to whatever colour they hide.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Sequence
@@ -17,7 +16,7 @@ from typing import BinaryIO, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import ImageError
+from .imagefile import ImageError, image_errors
 
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 
@@ -57,31 +56,16 @@ class PreprocessConfig:
         }
 
 
-@contextmanager
-def image_errors():
-    """Turn whatever Pillow (or a plugin) raises while decoding into `ImageError` with a plain reason."""
-    try:
-        yield
-    except ImageError:
-        raise
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"image too large to decode safely ({e})") from e
-    except FileNotFoundError as e:
-        raise ImageError("file not found") from e
-    except PermissionError as e:
-        raise ImageError("permission denied") from e
-    except Image.UnidentifiedImageError as e:
-        raise ImageError("not an image, or a format Glimpse cannot read") from e
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as e:
-        raise ImageError(f"corrupt or truncated image ({e})") from e
-
-
 def upright(img: Image.Image, cfg: PreprocessConfig | None = None) -> Image.Image:
     """Load an opened image (JPEG at a reduced DCT scale when `cfg` is given), apply EXIF orientation, RGB."""
+    return upright_rgb(img, max(cfg.size) if cfg is not None else None)
+
+
+def upright_rgb(img: Image.Image, longest: int | None = None) -> Image.Image:
+    """Load an opened image (a JPEG at the smallest DCT scale covering `longest`), apply EXIF orientation, RGB."""
     with image_errors():
-        if cfg is not None and img.format == "JPEG":
-            side = max(cfg.size)
-            img.draft("RGB", (side, side))
+        if longest and img.format == "JPEG":
+            img.draft("RGB", (longest, longest))
         img.load()
         img = ImageOps.exif_transpose(img) or img
         return to_rgb(img)

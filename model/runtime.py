@@ -112,6 +112,10 @@ class Encoder:
     def embed_dim(self) -> int:
         return self.model.embed_dim
 
+    @property
+    def image_space(self) -> str:
+        return self.model.image_space
+
     def _session(self, which: str):
         with self._lock:
             if which == "visual" and self._visual is None:

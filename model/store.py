@@ -1,8 +1,13 @@
 """The on-disk model store: one folder per model, named by its model id.
 
 A folder holds `visual.onnx`, `textual.onnx`, `tokenizer.json`, `open_clip_config.json` and
-`manifest.json` (architecture, lineage, embedding size, preprocessing, tokenizer, checksums),
-plus `open_clip_model.safetensors` for models Glimpse trained itself.
+`manifest.json` (architecture, lineage, embedding size, preprocessing, tokenizer, checksums, image
+space). Fine-tuned models (a later feature) will add their open_clip weights as safetensors.
+
+The **image space** names the vectors a model's image tower makes: by default the first 16 hex digits
+of the sha256 of `visual.onnx`, so two models with the same image tower share their photo vectors and
+other weights under a reused name do not. A model that differs from its base only in the text tower
+declares its base's image space in its manifest.
 
 Models are installed atomically: they are built in a `.staging-*` folder inside the store and
 renamed into place only once exported and checked, so a crash never leaves half a model. A
@@ -26,6 +31,7 @@ from .preprocess import PreprocessConfig
 
 MANIFEST = "manifest.json"
 FORMAT = 1
+SPACE_DIGITS = 16
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
@@ -67,6 +73,11 @@ class StoredModel:
     @property
     def embed_dim(self) -> int:
         return int(self.manifest["embed_dim"])
+
+    @property
+    def image_space(self) -> str:
+        """The id of the vector space of this model's image tower (see the module docstring)."""
+        return self.manifest.get("image_space") or self.manifest["files"]["visual.onnx"][:SPACE_DIGITS]
 
     @property
     def preprocess(self) -> PreprocessConfig:
@@ -165,9 +176,11 @@ class ModelStore:
         if not valid_id(model_id):
             raise ValueError(f"invalid model id {model_id!r}")
         names = sorted(p.name for p in staged.iterdir() if p.is_file() and p.name != MANIFEST)
-        manifest = dict(manifest, format=FORMAT,
-                        files={n: sha256(staged / n) for n in names},
+        files = {n: sha256(staged / n) for n in names}
+        manifest = dict(manifest, format=FORMAT, files=files,
                         sizes={n: (staged / n).stat().st_size for n in names})
+        if not manifest.get("image_space"):
+            manifest["image_space"] = files["visual.onnx"][:SPACE_DIGITS]
         tmp = staged / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
         os.replace(tmp, staged / MANIFEST)

@@ -89,3 +89,40 @@ def file_digests(folder: Path) -> dict[str, str]:
     import hashlib
 
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def tiny_variants(tmp_path_factory, tiny_torch, tiny_stored):
+    """Models beside the tiny one: 'tiny-text' differs only in its text tower (so it shares the image
+    space), 'tiny-other' has other weights throughout (another image space)."""
+    import torch
+
+    from model.obtain import import_path
+    from model.store import ModelStore
+
+    src = tmp_path_factory.mktemp("variants")
+    text_only = tiny.make_model(seed=0)
+    with torch.no_grad():
+        text_only.text_projection.mul_(-1.0)
+    store = ModelStore(tmp_path_factory.mktemp("variant-store"))
+    other = tiny.save_folder(tiny.make_model(seed=1), src / "other")
+    return {
+        "tiny-text": import_path(store, tiny.save_folder(text_only, src / "text"), name="tiny-text"),
+        "tiny-other": import_path(store, other, name="tiny-other"),
+        "other-folder": other,
+    }
+
+
+def install_copy(library, stored, name: str | None = None):
+    """Copy a stored model into the library's store (optionally under another name); returns it."""
+    target = library.paths.models / (name or stored.id)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(stored.path, target)
+    if name and name != stored.id:
+        import json
+
+        manifest = json.loads((target / "manifest.json").read_text())
+        manifest["id"] = name
+        (target / "manifest.json").write_text(json.dumps(manifest))
+    return library.models.store.get(name or stored.id)

@@ -52,7 +52,7 @@ def wait_idle(qtbot, w, photos: int | None = None) -> None:
         watcher = w.backend.watcher
         if watcher is None or not watcher.idle or w.busy:
             return False
-        return photos is None or (w.status is not None and w.status["photos"] == photos)
+        return photos is None or (w.status is not None and w.status.photos == photos)
     qtbot.waitUntil(idle, timeout=WAIT)
 
 

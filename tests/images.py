@@ -83,3 +83,17 @@ def dng(path, preview: Image.Image, raw_size: tuple[int, int] = (96, 64)) -> Non
             + ifd1 + extra1.ljust(ifd1_extra_len, b"\0") + jpeg + (b"\0" if len(jpeg) % 2 else b"") + raw)
     with open(path, "wb") as f:
         f.write(data)
+
+
+def malformed_mpo(path, seed: int = 1) -> None:
+    """A two-frame MPO whose index lacks its image count: Pillow reads it as a JPEG, with a UserWarning."""
+    import io
+
+    buf = io.BytesIO()
+    photo(64, 48, seed=seed).save(buf, "MPO", save_all=True, append_images=[photo(64, 48, seed=seed + 1)])
+    data = bytearray(buf.getvalue())
+    start = data.find(b"MPF\x00")
+    tag = data.find(b"\x01\xb0", start)  # little-endian tag 0xB001, the number of images
+    data[tag:tag + 2] = b"\x09\xb0"
+    with open(path, "wb") as f:
+        f.write(bytes(data))

@@ -102,3 +102,87 @@ def test_damaged_settings_are_set_aside_with_a_warning(glimpse_home):
     assert r.returncode == 0 and "was unreadable" in r.stderr and "using defaults" in r.stderr
     kept = list(settings.parent.glob("settings.json.damaged-*"))
     assert len(kept) == 1 and kept[0].read_text() == "{ half written"
+
+
+def test_a_full_disk_message_names_the_folder(glimpse_home):
+    """Without a real full disk (see test_cli_library for one): the errors a full disk really raises."""
+    import errno
+    import os
+
+    from app.cli import no_space_message
+
+    (glimpse_home / "config").mkdir(parents=True)
+    enospc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if os.path.exists("/dev/full"):  # the kernel's own ENOSPC
+        try:
+            with open("/dev/full", "w") as f:
+                f.write("x")
+        except OSError as e:
+            enospc = e
+    assert enospc.errno == errno.ENOSPC
+
+    text = no_space_message(enospc, "index")
+    assert text.startswith("glimpse: no space left on ") and "\n" not in text
+    assert "(the catalog)" in text and "run `glimpse index` again" in text and "nothing was lost" in text
+
+    settings = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(glimpse_home / "config" / "settings.json"))
+    text = no_space_message(settings, "folders")
+    assert f"no space left on {glimpse_home / 'config'} (the settings)" in text and "try again" in text
+
+    # LanceDB's own error, raised while handling an OSError or on its own: found by its message.
+    try:
+        try:
+            raise enospc
+        except OSError:
+            raise RuntimeError("lance error: LanceError(IO): No space left on device (os error 28), writer.rs:258")
+    except RuntimeError as e:
+        assert "(the catalog)" in no_space_message(e, "index")
+    lance = RuntimeError("lance error: LanceError(IO): No space left on device (os error 28)")
+    assert "(the catalog)" in no_space_message(lance, "index")
+    assert no_space_message(RuntimeError("lance error: something else"), "index") is None
+    assert no_space_message(OSError(errno.EACCES, "Permission denied"), "index") is None
+
+
+def test_every_command_the_messages_mention_exists():
+    """Messages and docs point users at commands; each must parse (`glimpse models archs` did not)."""
+    import argparse
+    import re
+    from pathlib import Path
+
+    from app.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    sources = [p for d in ("app", "model", "training") for p in (root / d).rglob("*.py")]
+    sources += [root / "README.md", *(root / "docs").glob("*.md")]
+    mentioned = {m for p in sources for m in re.findall(r"`glimpse ([^`]*)`", p.read_text(encoding="utf-8"))}
+    assert "models list --available" in mentioned
+
+    def check(words: list[str]) -> None:
+        parser = build_parser()
+        for w in words:
+            subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if w.startswith("-"):
+                assert w.split("=")[0] in parser._option_string_actions, (words, w)
+            elif subs and not (w.isupper() or w.startswith(("{", "…", "["))):
+                assert w in subs[0].choices, (words, w)
+                parser = subs[0].choices[w]
+            else:
+                return
+
+    for command in mentioned:
+        words = command.split("|", 1)[0].split() if " | " in command else command.split()
+        if words and "|" in words[-1]:  # `glimpse models list|info|pull`: each of them
+            for alternative in words[-1].split("|"):
+                check(words[:-1] + [alternative])
+        else:
+            check(words)
+
+
+def test_unknown_architecture_points_at_a_real_command(tmp_path):
+    weights = tmp_path / "weights.safetensors"
+    weights.write_bytes(b"")
+    r = run_glimpse("models", "import", str(weights), "--arch", "ViT-B-23")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Unknown architecture 'ViT-B-23' (did you mean ViT-B-32" in r.stderr
+    assert "`glimpse models list --available`" in r.stderr
+    _no_traceback(r)

@@ -46,7 +46,7 @@ def test_add_index_search_status_errors_remove(library, tmp_path):
     assert "photos      5  (1 could not be read)" in out and f"{library.models.active_id}  (5 vectors)" in out
     assert "database" in out
     assert f"{photos / 'broken.jpg'}: not an image" in _ok(run_glimpse("errors"))
-    assert "5 unchanged" in _ok(run_glimpse("index")) or "6 unchanged" in _ok(run_glimpse("index"))
+    assert "0 indexed (0 encoded, 0 reused), 0 removed, 6 unchanged" in _ok(run_glimpse("index"))
 
     assert "Removed" in _ok(run_glimpse("folders", "remove", str(photos)))
     assert "No photos indexed yet" in _ok(run_glimpse("search", "anything"))
@@ -66,3 +66,109 @@ def test_bad_arguments_get_one_clear_line(library, tmp_path):
     _fails(run_glimpse("search", "cats", "-k", "0"), "k must be positive")
     _fails(run_glimpse("watch"), "no folders to watch")
     _fails(run_glimpse("folders"), "required: ACTION", code=2)
+
+
+def test_arguments_out_of_range_get_one_clear_line(tmp_path):
+    _fails(run_glimpse("index", "--batch-size", "0"), "--batch-size: '0' is not a whole number of at least 1", code=2)
+    _fails(run_glimpse("index", "--batch-size", "-1"), "--batch-size: '-1' is not a whole number", code=2)
+    _fails(run_glimpse("watch", "--quiet-seconds", "-1"), "--quiet-seconds: '-1' is not a number of seconds", code=2)
+    _fails(run_glimpse("watch", "--quiet-seconds", "nan"), "--quiet-seconds: 'nan' is not a number", code=2)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("hello")
+    _fails(run_glimpse("folders", "add", str(a_file)), f"{a_file} is a file, not a folder")
+
+
+def test_queries_that_are_not_images_get_one_clear_line(tmp_path):
+    # Parsed before any model is needed: each is refused at once, not searched as text.
+    folder = tmp_path / "Holiday"
+    folder.mkdir()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    _fails(run_glimpse("search", str(folder)), f"{folder} is a folder, not an image")
+    _fails(run_glimpse("search", "/etc/passwd"), "/etc/passwd is not an image file")
+    _fails(run_glimpse("search", "cat", "--add", str(notes)), f"{notes} is not an image file")
+    _fails(run_glimpse("search", "/typo/beach.jpg"), "/typo/beach.jpg: no such image file")
+    _fails(run_glimpse("search", "sunset - Pictures/typo.png"), "Pictures/typo.png: no such image file")
+    _fails(run_glimpse("search", "9" * 400 + ":cat"), "weight 9999999999… is too large")
+    r = run_glimpse("search", "9" * 400 + ":cat")
+    assert "RuntimeWarning" not in r.stderr
+
+
+def test_plain_text_with_slashes_stays_text(tmp_path, monkeypatch):
+    from app.library.query import parse
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()  # a folder named like a word in the query
+    cases = ["t-shirt on a sun-lit beach", "cats/dogs", "AC/DC concert", "photos", "IMG_0001.JPG", "1/2 moon"]
+    for text in cases:
+        assert [(t.kind, t.value) for t in parse(text)] == [("text", text)], text
+    photo = make_photos(tmp_path / "Trip - Rome", 1)[0]  # " - " inside a path is not a minus
+    assert [(t.kind, t.value) for t in parse(str(photo))] == [("image", str(photo))]
+    other = make_photos(tmp_path / "Rome", 1)[0]
+    assert [(t.kind, t.weight) for t in parse(f"2:{other} + sea")] == [("image", 2.0), ("text", 1.0)]
+
+
+def test_search_far_dates_and_a_closed_pipe(library, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    library.close()
+    photos = tmp_path / "Photos"
+    make_photos(photos, 3)
+    _ok(run_glimpse("folders", "add", str(photos)))
+    _ok(run_glimpse("index"))
+    hits = json.loads(_ok(run_glimpse("search", "cat", "--before", "9999-12-31", "--json")))
+    assert len(hits) == 3
+    assert "No results" in _ok(run_glimpse("search", "cat", "--after", "9999-12-31"))
+    assert len(json.loads(_ok(run_glimpse("search", "cat", "--after", "0001-01-01", "--json")))) == 3
+
+    # `glimpse search … | head -1`: the reader is gone before the results come; nothing on stderr.
+    p = subprocess.Popen([sys.executable, "-m", "app", "search", "cat"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 1 and err == "", err
+
+
+def _tiny_disk(where, size: str, request) -> None:
+    """A small tmpfs mounted at `where` (root on Linux only), unmounted after the test."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not sys.platform.startswith("linux") or not shutil.which("mount"):
+        pytest.skip("a full disk is made with a tmpfs mount, which needs Linux")
+    where.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root and mount rights): {r.stderr.strip()}")
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(where)], capture_output=True))
+
+
+def test_a_full_disk_is_one_line_naming_the_folder(library, tmp_path, glimpse_home, request):
+    library.close()
+    photos = tmp_path / "Photos"
+    make_photos(photos, 40, size=(320, 240))
+    _ok(run_glimpse("folders", "add", str(photos)))
+    catalog = glimpse_home / "data" / "catalog"
+    _tiny_disk(catalog, "64k", request)
+    _fails(run_glimpse("index"), f"no space left on {catalog} (the catalog); free some space and run "
+                                 "`glimpse index` again")
+    assert "model" in _ok(run_glimpse("status"))  # the catalog still opens: nothing was lost
+
+    config = glimpse_home / "config"
+    before = (config / "settings.json").read_text()
+    _tiny_disk(config, "16k", request)
+    (config / "settings.json").write_text(before)
+    try:
+        (config / "filler").write_bytes(b"\0" * 64 * 1024)
+    except OSError:
+        pass  # the disk is full now
+    (tmp_path / "More").mkdir()
+    _fails(run_glimpse("folders", "add", str(tmp_path / "More")), f"no space left on {config} (the settings)")
+    assert (config / "settings.json").read_text() == before  # nothing was lost

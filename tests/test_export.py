@@ -7,14 +7,14 @@ import numpy as np
 import onnx
 import pytest
 
-from model.errors import ExportError
+from model.errors import ExportError, ImportError_
 from model.export import PARITY_TEXTS, parity
 from model.store import ModelStore
 
 
 def test_store_folder_holds_both_towers_and_a_complete_manifest(tiny_stored):
     names = {p.name for p in tiny_stored.path.iterdir()}
-    assert {"visual.onnx", "textual.onnx", "tokenizer.json", "open_clip_config.json", "manifest.json"} <= names
+    assert {"visual.onnx", "textual.onnx", "tokenizer.json", "open_clip_config.json", "manifest.json"} == names
     m = json.loads((tiny_stored.path / "manifest.json").read_text())
     assert m["embed_dim"] == 32
     assert m["preprocess"]["size"] == [64, 64] and m["preprocess"]["interpolation"] == "bicubic"
@@ -75,7 +75,7 @@ def test_failed_install_leaves_nothing_behind(tmp_path, tiny_folder):
     (tiny_folder.parent / "broken" / "open_clip_config.json").write_text(
         (tiny_folder / "open_clip_config.json").read_text())
     (tiny_folder.parent / "broken" / "open_clip_model.safetensors").write_bytes(b"not weights")
-    with pytest.raises(Exception):
+    with pytest.raises(ImportError_, match=r"^open_clip cannot load \S*broken: "):
         import_path(store, tiny_folder.parent / "broken")
     assert list((tmp_path / "models").iterdir()) == []
 

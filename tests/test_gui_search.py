@@ -228,7 +228,7 @@ def test_filters_and_sorting_by_date(qtbot, library, tmp_path):
 
 
 def test_results_page_in_as_you_scroll(qtbot, window, photos):
-    window.page_size = 5
+    window.session.page_size = 5
     pages = []
     window.backend.answered.connect(lambda a: pages.append((a.request.offset, len(a.results), a.more)))
     search(qtbot, window, "a dog")

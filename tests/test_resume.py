@@ -37,18 +37,18 @@ def test_kill_during_indexing_then_resume(library, tmp_path, glimpse_home):
 
     r = run_glimpse("index", env={"GLIMPSE_HOME": str(glimpse_home)})
     assert r.returncode == 0, r.stderr
-    assert f"{partial} unchanged" in r.stdout or partial == 0
+    assert f"removed, {partial} unchanged" in r.stdout  # 0 < partial, checked above
 
     rows = catalog.photo_columns(["path", "hash", "status"])
     paths = rows["path"].to_pylist()
     assert len(paths) == n + 1 == len(set(paths))
     assert rows.filter(pc.equal(rows["status"], "error"))["path"].to_pylist() == [str(root / "broken.jpg")]
-    model_id = library.models.active_id
+    space = library.models.active().image_space
     ok_hashes = set(rows.filter(pc.equal(rows["status"], "ok"))["hash"].to_pylist())
-    vector_hashes = catalog.vector_hashes(model_id).to_pylist()
+    vector_hashes = catalog.vector_hashes(space).to_pylist()
     assert len(vector_hashes) == len(set(vector_hashes)), "no duplicate vectors"
     assert ok_hashes <= set(vector_hashes) and len(ok_hashes) == n
     catalog.close()
 
     r = run_glimpse("index", env={"GLIMPSE_HOME": str(glimpse_home)})
-    assert r.returncode == 0 and f"{n + 1} unchanged" in r.stdout
+    assert r.returncode == 0 and f"0 indexed (0 encoded, 0 reused), 0 removed, {n + 1} unchanged" in r.stdout

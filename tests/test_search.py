@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 
 import numpy as np
 import pytest
@@ -119,8 +120,18 @@ def _clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+def _partitions(catalog: Catalog, space: str, dim: int) -> int:
+    """How many IVF partitions the ANN index has (LanceDB reports how many it ranked for a query)."""
+    table = catalog.vector_table(space)
+    plan = table.search(np.ones(dim, np.float32), vector_column_name="vector").limit(1).analyze_plan()
+    ranked = re.search(r"partitions_ranked=(\d+)", plan)
+    assert ranked, plan
+    return int(ranked.group(1))
+
+
 def test_ann_recall_against_exact(tmp_path, tiny_stored):
-    """Past the exact limit the ANN index answers; its recall@10 against exact search is at least 0.95."""
+    """Past the exact limit the ANN index (23 partitions, 6 probed) answers; its recall@10 against exact
+    search is at least 0.95."""
     from model.runtime import Encoder
 
     n, dim = 3000, tiny_stored.embed_dim
@@ -129,8 +140,9 @@ def test_ann_recall_against_exact(tmp_path, tiny_stored):
     catalog = Catalog(tmp_path / "catalog")
     rows = [{"path": f"/p/{i}.jpg", "root": "/p", "size": 1, "mtime_ns": 1, "hash": hashes[i], "width": 1,
              "height": 1, "taken_at": i, "status": "ok"} for i in range(n)]
-    catalog.commit(rows, tiny_stored.id, hashes, vectors).result()
-    assert catalog.ensure_ann(tiny_stored.id, 1000).result()
+    catalog.commit(rows, tiny_stored.image_space, hashes, vectors).result()
+    assert catalog.ensure_ann(tiny_stored.image_space, 1000, rows_per_partition=128).result()
+    assert _partitions(catalog, tiny_stored.image_space, dim) == 23
     encoder = Encoder(tiny_stored)
     exact = Searcher(catalog, encoder, exact_limit=10_000)
     ann = Searcher(catalog, encoder, exact_limit=1000)
@@ -148,8 +160,87 @@ def test_ann_recall_against_exact(tmp_path, tiny_stored):
     catalog.close()
 
 
-def test_large_change_compacts_and_builds_the_ann_index(library, tmp_path):
+DAY = 86_400
+
+
+@pytest.fixture
+def around_query(tmp_path, tiny_stored):
+    """3000 photos in 20 clusters and a query near the first. Each cluster is a folder and a day, numbered
+    by how far it lies from the query: /p/near/r00 ... /p/near/r09, /p/far/r10 ... /p/far/r19, day = rank.
+    60 copies in /p/copies share contents with photos elsewhere. The ANN index has 23 partitions."""
+    from model.runtime import Encoder
+
+    n, dim, space = 3000, tiny_stored.embed_dim, tiny_stored.image_space
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(20, dim))
+    q = centres[0] + rng.normal(scale=0.6, size=dim)  # a held-out member of cluster 0, not a stored vector
+    q = (q / np.linalg.norm(q)).astype(np.float32)
+    rank = np.argsort(np.argsort(-(centres @ q)))
+    cluster = rng.integers(0, 20, n)
+    x = centres[cluster] + rng.normal(scale=0.6, size=(n, dim))
+    vectors = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    hashes = [f"{i:032x}" for i in range(n)]
+    rows = []
+    for i in range(n):
+        r = int(rank[cluster[i]])
+        rows.append({"path": f"/p/{'near' if r < 10 else 'far'}/r{r:02d}/{i}.jpg", "root": "/p", "size": 1,
+                     "mtime_ns": 1, "hash": hashes[i], "width": 1, "height": 1, "taken_at": r * DAY + i,
+                     "status": "ok"})
+    for j, i in enumerate(rng.choice(n, 60, replace=False)):
+        rows.append({**rows[i], "path": f"/p/copies/{j}.jpg", "taken_at": 30 * DAY})
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.commit(rows, space, hashes, vectors).result()
+    assert catalog.ensure_ann(space, 1000, rows_per_partition=128).result()
+    assert _partitions(catalog, space, dim) == 23
+    encoder = Encoder(tiny_stored)
+    exact, ann = Searcher(catalog, encoder, exact_limit=10_000), Searcher(catalog, encoder, exact_limit=1000)
+    assert not exact.uses_ann and ann.uses_ann
+    # Nothing far from the query is among its nearest: a filter applied after the ANN search finds nothing.
+    assert not any("/far/" in h.path for h in ann.search_vector(q, 100))
+    yield exact, ann, q
+    catalog.close()
+
+
+def _same_answers(exact: Searcher, ann: Searcher, q: np.ndarray, f: Filters) -> None:
+    want = exact.search_vector(q, 12, filters=f)
+    got = ann.search_vector(q, 12, filters=f)
+    assert len(want) == 12
+    assert [h.path for h in got] == [h.path for h in want]
+    assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-3)
+    pages = [h for o in (0, 5, 10) for h in ann.search_vector(q, 5, offset=o, filters=f)]
+    assert [h.path for h in pages] == [h.path for h in want] + [h.path for h in exact.search_vector(q, 3, 12, f)]
+
+
+def test_narrow_filters_past_the_exact_limit_are_searched_exactly(around_query):
+    """A filter keeping few photos (here one folder, or two days, far from the query) gives exactly what
+    exact search gives, page by page."""
+    exact, ann, q = around_query
+    # The second filter overlaps the first: the vectors already read are reused.
+    for f in (Filters(folder="/p/far/r19"), Filters(after=18 * DAY, before=20 * DAY)):
+        _same_answers(exact, ann, q, f)
+        assert ann._subset.vectors is not None  # the exact way
+    assert all("/r19/" in h.path for h in ann.search_vector(q, 20, filters=Filters(folder="/p/far/r19")))
+    assert ann.search_vector(q, 20, filters=Filters(folder="/p/nowhere")) == []
+
+
+def test_broad_filters_past_the_exact_limit_are_prefiltered(around_query):
+    """A filter keeping more than the exact limit (half the library, far from the query; or all but one
+    day) is applied inside the ANN search, which then probes past its usual partitions."""
+    exact, ann, q = around_query
+    far, late = Filters(folder="/p/far"), Filters(after=DAY)
+    for f in (far, late):
+        _same_answers(exact, ann, q, f)
+        assert ann._subset.where is not None  # the pre-filtered ANN way
+    assert all("/p/far/" in h.path for h in ann.search_vector(q, 50, filters=far))
+    # A filter that keeps everything answers as no filter does.
+    assert [h.path for h in ann.search_vector(q, 12, filters=Filters(folder="/p"))] == \
+        [h.path for h in ann.search_vector(q, 12)]
+    assert len(ann.search_vector(q, 10, offset=1400, filters=far)) == len(exact.search_vector(q, 10, 1400, far)) > 0
+
+
+def test_large_change_compacts_and_builds_the_ann_index(library, tmp_path, monkeypatch):
     """After 500+ changes the library compacts the catalog, and past the exact limit it builds the ANN index."""
+    monkeypatch.setattr("app.library.catalog.ROWS_PER_PARTITION", 16)  # 32 partitions, not one
     library.settings["exact_search_limit"] = 300
     root = tmp_path / "photos"
     make_photos(root, 520, size=(48, 36))
@@ -157,6 +248,8 @@ def test_large_change_compacts_and_builds_the_ann_index(library, tmp_path):
     library.update(batch_size=64)
     assert library.catalog.table("photos").stats()["fragment_stats"]["num_fragments"] == 1
     searcher = library.searcher()
-    assert searcher.uses_ann and library.catalog.vector_table(library.models.active_id).list_indices()
+    assert searcher.uses_ann and library.catalog.vector_table(library.models.active().image_space).list_indices()
+    space = library.models.active().image_space
+    assert _partitions(library.catalog, space, library.encoder().embed_dim) == 32
     target = sorted(root.glob("*.jpg"))[7]
     assert searcher.search([Term("similar", str(target))], k=1)[0].path == str(target)

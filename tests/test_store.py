@@ -38,7 +38,7 @@ def test_unreadable_manifest_is_reported(store_copy, tiny_stored, content):
 def test_missing_model_names_the_installed_ones(store_copy, tiny_stored):
     with pytest.raises(ModelNotFound, match=tiny_stored.id):
         store_copy.get("nope")
-    with pytest.raises(ModelNotFound):
+    with pytest.raises(ModelNotFound, match=rf"^No model named '\.\./escape' \(installed: {tiny_stored.id}\)"):
         store_copy.get("../escape")
 
 
@@ -47,10 +47,7 @@ def test_remove_deletes_only_that_model(store_copy, tiny_stored):
     assert store_copy.ids() == [] and list(store_copy.root.iterdir()) == []
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-def test_weights_file_import_needs_architecture_and_refuses_pickled_code(tmp_path, tiny_torch):
-    import pickle
-
+def test_weights_file_import_needs_architecture(tmp_path, tiny_torch):
     import tiny
     import torch
 
@@ -66,13 +63,38 @@ def test_weights_file_import_needs_architecture_and_refuses_pickled_code(tmp_pat
     model = import_path(store, weights, architecture=tiny.TINY_ARCH, name="from-file")
     assert model.id == "from-file" and model.manifest["lineage"]["kind"] == "import"
 
-    class Payload:
-        def __reduce__(self):
-            return (print, ("this must never run",))
 
-    evil = tmp_path / "evil.pt"
-    with open(evil, "wb") as f:
-        pickle.dump({"state_dict": Payload()}, f)
-    with pytest.raises(ImportError_, match="do not fit"):
-        import_path(store, evil, architecture=tiny.TINY_ARCH, name="evil")
-    assert store.ids() == ["from-file"]
+@pytest.mark.parametrize("form", ["weights file", "open_clip folder"])
+def test_pickled_code_in_weights_never_runs(tmp_path, tiny_folder, form):
+    """A torch file whose pickle calls a function is refused before the call runs (weights_only loading)."""
+    import shutil
+
+    import tiny
+    import torch
+
+    from model.obtain import import_path
+    from model.store import ModelStore
+
+    tiny.register()
+    marker = tmp_path / "code-ran"
+
+    class Payload:  # unpickling it calls open(marker, "w"): the marker file appears if the code runs
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    if form == "weights file":
+        source = evil = tmp_path / "evil.pt"
+        kwargs = {"architecture": tiny.TINY_ARCH, "name": "evil"}
+    else:
+        source = shutil.copytree(tiny_folder, tmp_path / "evil-clip")
+        (source / "open_clip_model.safetensors").unlink()
+        evil, kwargs = source / "open_clip_pytorch_model.bin", {}
+    torch.save({"state_dict": Payload()}, evil)
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(ImportError_) as refused:
+        import_path(store, source, **kwargs)
+    assert not marker.exists(), "loading the weights ran code from the file"
+    assert str(refused.value) == (f"{source} holds Python objects besides weights, which could run code when "
+                                  "loaded; Glimpse does not load it. Save the weights as safetensors or a plain "
+                                  "state dict.")
+    assert store.ids() == []

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import images
-from model.errors import ImageError
+from model.imagefile import ImageError
 
 
 def test_thumbnail_is_small_upright_and_cached(library, tmp_path):

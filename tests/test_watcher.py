@@ -12,7 +12,7 @@ import pytest
 
 import images
 from app.library.watcher import Watcher
-from conftest import ROOT, make_photos
+from conftest import ROOT, make_photos, run_glimpse
 
 
 def _wait(predicate, timeout=120.0, what="condition"):
@@ -106,3 +106,119 @@ def test_glimpse_watch_until_ctrl_c(library, tmp_path, glimpse_home):
     assert "Watching 1 folder(s)" in out and "Traceback" not in err
     assert "2 indexed" in out and "1 indexed" in out
     catalog.close()
+
+
+def _under(library, folder) -> list[str]:
+    return sorted(p for p in library.catalog.photo_columns(["path"])["path"].to_pylist()
+                  if p.startswith(str(folder) + os.sep))
+
+
+def test_follows_folders_added_and_removed_by_another_process(watching, tmp_path):
+    """`glimpse folders add/remove/exclude` while a watcher runs: the added folder is indexed and watched;
+    the removed one stays forgotten when a file in it changes; the exclusion applies."""
+    library, root, watcher, _ = watching
+    second = tmp_path / "second"
+    make_photos(second, 2, start=100)
+    r = run_glimpse("folders", "add", str(second))
+    assert r.returncode == 0, r.stderr
+    _wait(lambda: len(_under(library, second)) == 2, timeout=30, what="the added folder indexed")
+    make_photos(second, 1, start=110)
+    _wait(lambda: len(_under(library, second)) == 3, timeout=30, what="a new photo in the added folder")
+    r = run_glimpse("folders", "remove", str(second))
+    assert r.returncode == 0, r.stderr
+    make_photos(second, 1, start=120)           # changes in the folder no longer watched ...
+    images.photo(64, 64, seed=5).save(second / "photo_00100.jpg")
+    time.sleep(2 * watcher.quiet + watcher.check_every + 1)
+    _wait(lambda: watcher.idle, timeout=30, what="the watcher idle")
+    assert _under(library, second) == [] and library.catalog.count() == 3  # ... bring nothing back
+    # Exclusions set meanwhile apply at once.
+    make_photos(root / "tmp-export", 2, start=130)
+    _wait(lambda: library.catalog.count() == 5 and watcher.idle, timeout=30, what="the export folder indexed")
+    from app.library.settings import Settings
+    Settings(library.settings.path)["exclude"] = ["tmp-*"]  # as another process writes it
+    _wait(lambda: library.catalog.count() == 3 and watcher.idle, timeout=30, what="the exclusion applied")
+
+
+def test_photos_added_through_a_symlinked_folder(library, tmp_path):
+    """inotify does not follow symlinks: the watcher watches the link's target and indexes the photos
+    under the link's path, also for a link made while it runs."""
+    root, card = tmp_path / "photos", tmp_path / "card"
+    make_photos(root, 1)
+    make_photos(card, 2, start=10)
+    os.symlink(card, root / "card")
+    library.folders.add(str(root))
+    watcher = Watcher(library, quiet=0.3).start()
+    try:
+        _wait(lambda: watcher.idle and library.catalog.count() == 3, timeout=60, what="the first reconcile")
+        for p in make_photos(tmp_path / "staging", 2, start=20):
+            shutil.copy(p, card / p.name)
+        _wait(lambda: len(_under(library, root / "card")) == 4, timeout=30, what="photos added through the link")
+        (card / "photo_00010.jpg").unlink()
+        _wait(lambda: library.catalog.photo(str(root / "card" / "photo_00010.jpg")) is None, timeout=30,
+              what="a photo deleted through the link")
+        other = tmp_path / "other"
+        make_photos(other, 1, start=30)
+        os.symlink(other, root / "other")  # a link made while watching
+        _wait(lambda: len(_under(library, root / "other")) == 1 and watcher.idle, timeout=30,
+              what="the new link's photos")
+        make_photos(other, 1, start=31)
+        _wait(lambda: len(_under(library, root / "other")) == 2, timeout=30, what="a photo added through it")
+        _wait(lambda: watcher.idle, timeout=30, what="the watcher idle")
+        assert _under(library, card) == [] and _under(library, other) == [] and library.catalog.count() == 6
+    finally:
+        watcher.stop()
+
+
+def test_a_root_that_comes_back_is_watched_again(library, tmp_path):
+    """A root that was missing (unplugged) when watching began is watched once it is back."""
+    root = tmp_path / "disk"
+    make_photos(root, 2)
+    library.folders.add(str(root))
+    library.update()
+    shutil.move(root, tmp_path / "unplugged")
+    runs = []
+    watcher = Watcher(library, quiet=0.3, check_every=0.5, on_busy=lambda busy: busy and runs.append(1)).start()
+    try:
+        _wait(lambda: watcher.idle and runs, timeout=60, what="the first reconcile")
+        assert library.catalog.count() == 2
+        before = len(runs)
+        shutil.move(tmp_path / "unplugged", root)
+        _wait(lambda: watcher.idle and len(runs) > before, timeout=30, what="the reconcile when it came back")
+        time.sleep(3 * watcher.check_every)  # nothing more to come
+        _wait(lambda: watcher.idle, timeout=30, what="the watcher idle")
+        make_photos(root, 1, start=10)  # only the watch can see this one now
+        _wait(lambda: library.catalog.count() == 3, timeout=30, what="a photo copied in after it came back")
+    finally:
+        watcher.stop()
+
+
+def test_a_drive_mounted_again_inside_a_root_is_watched(library, tmp_path):
+    """A drive mounted inside a root, unmounted and mounted again: files put on it are seen again."""
+    from test_scanner import _mount_tmpfs
+
+    root, drive = tmp_path / "photos", tmp_path / "photos" / "drive"
+    make_photos(root, 1)
+    drive.mkdir()
+    _mount_tmpfs(drive)
+    make_photos(drive, 1, start=10)
+    library.folders.add(str(root))
+    runs = []
+    watcher = Watcher(library, quiet=0.3, check_every=0.5, on_busy=lambda busy: busy and runs.append(1)).start()
+    try:
+        _wait(lambda: watcher.idle and library.catalog.count() == 2, timeout=60, what="the first reconcile")
+        before = len(runs)
+        subprocess.run(["umount", str(drive)], check=True)
+        _wait(lambda: watcher.idle and len(runs) > before, timeout=30, what="the reconcile after the unmount")
+        assert library.catalog.count() == 2
+        before = len(runs)
+        _mount_tmpfs(drive)
+        _wait(lambda: watcher.idle and len(runs) > before, timeout=30, what="the reconcile after the mount")
+        time.sleep(3 * watcher.check_every)  # nothing more to come
+        _wait(lambda: watcher.idle, timeout=30, what="the watcher idle")
+        make_photos(drive, 2, start=20)
+        _wait(lambda: len(_under(library, drive)) == 2 and library.catalog.photo(str(drive / "photo_00021.jpg")),
+              timeout=30, what="photos put on the drive mounted again")
+    finally:
+        watcher.stop()
+        if os.path.ismount(drive):
+            subprocess.run(["umount", str(drive)], check=True)

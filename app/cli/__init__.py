@@ -6,6 +6,7 @@ on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from app import __version__
@@ -34,16 +35,37 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv or argv == ["--help"] else 2
-    from app.library.catalog import CatalogError
-    from app.library.folders import FolderError
-    from app.library.query import QueryError
-    from model.errors import ImageError, ModelError
+    from app.tasks import USER_ERRORS
+
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed as its own bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
 
     try:
-        return int(args.func(args) or 0)
-    except (ModelError, ImageError, CatalogError, FolderError, QueryError) as e:
-        print(f"glimpse: {e}", file=sys.stderr)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:  # `glimpse search … | head -1`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet
+        return 1
+    except USER_ERRORS as e:
+        print(no_space_message(e, args.command) or f"glimpse: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("glimpse: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        message = no_space_message(e, args.command)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return 1
+
+
+def no_space_message(error: BaseException, command: str | None = None) -> str | None:
+    """The one line for a full disk (see `app.tasks.errors`), with what to run again."""
+    from app.tasks.errors import no_space
+
+    again = "run `glimpse index` again" if command in ("index", "watch") else "try again"
+    text = no_space(error, again)
+    return f"glimpse: {text}" if text else None

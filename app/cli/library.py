@@ -1,7 +1,9 @@
 """`glimpse folders add|remove|list`, `index`, `search`, `watch`, `status`, `errors`."""
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 import time
 
@@ -25,7 +27,7 @@ def add_parsers(sub) -> None:
     ex.set_defaults(func=cmd_folders_exclude)
 
     idx = sub.add_parser("index", help="bring the index up to date with the watched folders")
-    idx.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32)")
+    idx.add_argument("--batch-size", type=_positive_int, default=32, help="images per model call (default 32)")
     idx.set_defaults(func=cmd_index)
 
     s = sub.add_parser("search", help="find photos by text, by an image, or both",
@@ -45,13 +47,30 @@ def add_parsers(sub) -> None:
     s.set_defaults(func=cmd_search)
 
     w = sub.add_parser("watch", help="index, then keep the index current as files change (Ctrl+C stops)")
-    w.add_argument("--quiet-seconds", type=float, default=1.0, help="wait for this long without changes")
+    w.add_argument("--quiet-seconds", type=_seconds, default=1.0, help="wait for this long without changes")
     w.set_defaults(func=cmd_watch)
     sub.add_parser("status", help="photo counts, errors, the active model and the database size") \
         .set_defaults(func=cmd_status)
     e = sub.add_parser("errors", help="files that could not be indexed, with the reason")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_errors)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse prints the refusal as one line)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of at least 1")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds (0 or more)")
+    return value
 
 
 def cmd_folders_add(args) -> int:
@@ -66,7 +85,7 @@ def cmd_folders_add(args) -> int:
 def cmd_folders_remove(args) -> int:
     ctx = Context()
     for path in args.paths:
-        folder = ctx.library.folders.remove(path)
+        folder = ctx.library.remove_folder(path)
         print(f"Removed {folder} (its photos are forgotten by Glimpse; no file was touched)")
     return 0
 
@@ -77,11 +96,11 @@ def cmd_folders_list(args) -> int:
     if not roots:
         print("No folders yet. Add one with `glimpse folders add PATH`.")
         return 0
-    status = ctx.library.status()["folders"]
+    status = ctx.library.status().folders
     for root in roots:
         s = status[root]
-        problem = f"  ({s['problem']})" if s["problem"] else ""
-        print(f"{s['photos']:>8} photos {s['errors']:>5} errors  {root}{problem}")
+        problem = f"  ({s.problem})" if s.problem else ""
+        print(f"{s.photos:>8} photos {s.errors:>5} errors  {root}{problem}")
     patterns = ctx.library.folders.exclusions.patterns
     if patterns:
         print("excluded: " + " ".join(patterns))
@@ -95,18 +114,23 @@ def cmd_folders_exclude(args) -> int:
     return 0
 
 
-class _Bar:
+class Bar:
     """A tqdm bar fed by the indexer's progress events (on stderr, only on a terminal)."""
 
-    def __init__(self, desc: str):
-        self.desc = desc
+    def __init__(self, desc: str | None = None):
+        self.desc = desc  # None: the stage the progress names
+        self.stage = None
         self.bar = None
 
     def __call__(self, p) -> None:
         from tqdm import tqdm
 
+        if self.bar is not None and p.stage != self.stage and self.desc is None:
+            self.close()  # a new stage ("Preparing MODEL") gets a bar of its own
+        self.stage = p.stage
         if self.bar is None:
-            self.bar = tqdm(total=p.total, desc=self.desc, unit="photo", disable=None, dynamic_ncols=True)
+            self.bar = tqdm(total=p.total, desc=self.desc or p.stage, unit="photo", disable=None,
+                            dynamic_ncols=True)
         self.bar.total = p.total
         self.bar.n = p.done
         self.bar.set_postfix_str(f"{p.errors} errors" if p.errors else "", refresh=False)
@@ -140,9 +164,14 @@ def _library_with_folders(verb: str):
 
 def cmd_index(args) -> int:
     library = _library_with_folders("index")
-    bar = _Bar("Indexing")
+    from app import tasks
+    from model.jobs import Job
+
+    bar = Bar()
     try:
-        update = library.update(progress=bar, batch_size=args.batch_size)
+        update = tasks.index(library, Job(bar), batch_size=args.batch_size,
+                             on_wait=lambda message: print(f"glimpse: {message} (Ctrl+C stops)", file=sys.stderr,
+                                                           flush=True))
     finally:
         bar.close()
         library.close()
@@ -151,14 +180,12 @@ def cmd_index(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from app.library.query import parse
-    from app.library.search import Filters
+    from app.library.session import SearchRequest, answer, day
 
     ctx = Context()
-    terms = parse(args.query, args.add, args.sub, args.similar)
-    filters = Filters.dates(args.after, args.before, args.folder)
-    searcher = ctx.library.searcher()
-    results = searcher.search(terms, k=args.top, offset=args.offset, filters=filters)
+    request = SearchRequest(args.query, tuple(args.add), tuple(args.sub), tuple(args.similar), args.folder,
+                            day(args.after), day(args.before), offset=args.offset, k=args.top, fresh=True)
+    results = answer(ctx.library, request).results
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=1, ensure_ascii=False))
         return 0
@@ -177,7 +204,7 @@ def cmd_watch(args) -> int:
 
     library = _library_with_folders("watch")
     library.encoder()  # a missing model is reported now, not in the background
-    bar = _Bar("Indexing")
+    bar = Bar()
 
     def on_update(update) -> None:
         bar.close()
@@ -205,13 +232,15 @@ def cmd_watch(args) -> int:
 def cmd_status(args) -> int:
     ctx = Context()
     s = ctx.library.status()
-    print(f"photos      {s['photos']}  ({s['errors']} could not be read)")
-    print(f"model       {s['active_model'] or 'none (glimpse models pull)'}  ({s['vectors']} vectors)")
-    print(f"database    {human_size(s['database_bytes'])}  {s['database']}")
-    if not s["folders"]:
+    print(f"photos      {s.photos}  ({s.errors} could not be read)")
+    print(f"model       {s.active_model or 'none (glimpse models pull)'}  ({s.vectors} vectors)")
+    if s.next_model:
+        print(f"next model  {s.next_model}  (its vectors are being made; `glimpse index` goes on)")
+    print(f"database    {human_size(s.database_bytes)}  {s.database}")
+    if not s.folders:
         print("folders     none (glimpse folders add PATH)")
-    for root, f in s["folders"].items():
-        print(f"folder      {root}: {f['photos']} photos, {f['errors']} errors" + (f"  ({f['problem']})" if f["problem"] else ""))
+    for root, f in s.folders.items():
+        print(f"folder      {root}: {f.photos} photos, {f.errors} errors" + (f"  ({f.problem})" if f.problem else ""))
     return 0
 
 

@@ -81,40 +81,41 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _progress_printer():
+def _job():
+    """A Job whose progress prints each stage once (the download has tqdm's own bar)."""
+    from model.jobs import Job
+
     seen = set()
 
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage == "export" and stage not in seen:
-            seen.add(stage)
+    def progress(p) -> None:
+        if p.stage == "export" and p.stage not in seen:
+            seen.add(p.stage)
             print("Exporting to ONNX and checking it against torch…", file=sys.stderr, flush=True)
 
-    return progress
+    return Job(progress)
 
 
 def cmd_pull(args) -> int:
-    from model import obtain, registry
+    from app import tasks
+    from model import registry
 
     ctx = Context()
     name = args.name or registry.default().name
     base = registry.find(name)
     if base:
         print(f"Pulling {base.architecture}/{base.pretrained} (licence: {base.licence})", file=sys.stderr)
-    model = obtain.pull(ctx.models.store, name, progress=_progress_printer())
-    return _installed(ctx, model)
+    return _installed(tasks.pull(ctx.library, name, _job(), quiet=False))
 
 
 def cmd_import(args) -> int:
-    from model import obtain
+    from app import tasks
 
     ctx = Context()
-    model = obtain.import_path(ctx.models.store, args.path, architecture=args.arch, name=args.name,
-                               progress=_progress_printer())
-    return _installed(ctx, model)
+    return _installed(tasks.import_model(ctx.library, args.path, _job(), architecture=args.arch, name=args.name))
 
 
-def _installed(ctx: Context, model) -> int:
-    active = ctx.models.adopt(model)
+def _installed(obtained) -> int:
+    model, active = obtained.model, obtained.active
     par = model.manifest["parity"]
     worst = min(r["cosine_min"] for r in par.values())
     print(f"Installed '{model.id}' ({model.embed_dim} dims, ONNX parity cosine ≥ {worst:.6f})"
@@ -123,16 +124,40 @@ def _installed(ctx: Context, model) -> int:
 
 
 def cmd_remove(args) -> int:
+    from app import tasks
+
     ctx = Context()
     was_active = ctx.models.active_id == args.name
-    ctx.models.remove(args.name)
+    tasks.remove_model(ctx.library, args.name)
     print(f"Removed '{args.name}'." + (" No model is active now: choose one with `glimpse models use`."
                                        if was_active else ""))
     return 0
 
 
 def cmd_use(args) -> int:
+    from app import tasks
+
+    from .library import Bar
+
     ctx = Context()
-    model = ctx.models.use(args.name)
-    print(f"Active model: {model.id}")
+    library = ctx.library
+    if library.activate(args.name):
+        print(f"Active model: {args.name}")
+        return 0
+    if not library.folders.list():
+        print(f"'{args.name}' will become active once its vectors are made (no folders yet).")
+        return 0
+    print(f"'{args.name}' sees photos differently from '{library.models.active_id}': making its vectors "
+          "first (search keeps the current model until then; Ctrl+C stops, and `glimpse index` goes on).",
+          file=sys.stderr)
+    bar = Bar()
+    try:
+        from model.jobs import Job
+
+        active = tasks.activate(library, args.name, Job(bar))
+    finally:
+        bar.close()
+        library.close()
+    print(f"Active model: {args.name}" if active else
+          f"'{args.name}' is not active yet: run `glimpse index` to finish its vectors.")
     return 0

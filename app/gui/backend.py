@@ -1,82 +1,39 @@
-"""The window's link to the library: every call runs off the GUI thread and answers with a signal.
+"""The window's link to the library: short calls run on superqt workers (Qt's global thread pool) and
+answer with a signal; heavy work goes to the one job runner (`jobs.JobRunner`), one task at a time.
 
 `Backend` owns the `Library` (opened in a worker, so `import lancedb` and the catalog never delay the
-window), the `Watcher` that keeps the index current while the app is open (with file events, or with
-reconcile scans only when watching is off), and short jobs on superqt workers (Qt's global thread
-pool). Callbacks from the watcher's threads become queued signals, so slots always run on the GUI
-thread. Searches carry a generation number; the window drops answers to queries it has replaced.
+window), the runner, and the `Watcher` that keeps the index current while the app is open (with file
+events, or with reconcile scans only when watching is off): each of its batches is a task of the
+runner (`_run_update`), so a model download, import or switch never runs beside indexing. Slots
+always run on the GUI thread. Searches follow `app.library.session`; the window drops answers to
+queries it has replaced.
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
-import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import create_worker
 
+from app.library.session import SearchAnswer, SearchRequest
+
+from .jobs import ActivateTask, IndexTask, JobRunner, ObtainTask, Task
+
 log = logging.getLogger(__name__)
-
-PROGRESS_EVERY = 0.1  # seconds between progress signals
-DATE_SORT_LIMIT = 1000  # a date-sorted answer holds the best this many matches
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    generation: int
-    text: str = ""
-    images: tuple[str, ...] = ()     # image files (dropped, pasted)
-    similar: tuple[str, ...] = ()    # indexed photos ("find similar")
-    folder: str | None = None
-    after: dt.date | None = None
-    before: dt.date | None = None
-    sort: str = "relevance"          # relevance | newest | oldest
-    offset: int = 0
-    k: int = 200
-    fresh: bool = False
-
-    @property
-    def empty(self) -> bool:
-        return not (self.text.strip() or self.images or self.similar)
-
-
-@dataclass
-class SearchAnswer:
-    request: SearchRequest
-    results: list = field(default_factory=list)
-    more: bool = False
-    seconds: float = 0.0
-
-
-def user_message(e: BaseException) -> str:
-    """One line a user can act on; unexpected errors keep their type for bug reports."""
-    from app.library.catalog import CatalogError
-    from app.library.folders import FolderError
-    from app.library.query import QueryError
-    from model.errors import ImageError, ModelError
-
-    if isinstance(e, (ModelError, ImageError, CatalogError, FolderError, QueryError, OSError)):
-        return str(e)
-    return f"{type(e).__name__}: {e}"
 
 
 class Backend(QObject):
-    opened = Signal(object)          # status dict, once the library is open
+    opened = Signal(object)          # LibraryStatus, once the library is open
     open_failed = Signal(str)
-    status_changed = Signal(object)  # status dict
+    status_changed = Signal(object)  # LibraryStatus
     errors_changed = Signal(object)  # list of {"path", "error", "root"}
-    busy_changed = Signal(bool)      # indexing started / ended
-    progress = Signal(object)        # app.library.indexer.Progress
     library_changed = Signal()       # photos were added, changed or removed
     answered = Signal(object)        # SearchAnswer
     search_failed = Signal(int, str)  # generation, message
-    message = Signal(str)            # something the user should read in the status bar
+    message = Signal(str)            # something the user should read
     models_changed = Signal(object)  # {"installed": [...], "active": id, "providers": [...]}
-    pull_progress = Signal(str, int, int)  # stage, done, total
-    pull_finished = Signal(str, str)  # model id ("" on failure), message
 
     def __init__(self, settings=None, parent: QObject | None = None):
         """`settings`: the window's `Settings`, shared with the library so one object owns the file."""
@@ -84,20 +41,21 @@ class Backend(QObject):
         self.settings = settings
         self.library = None
         self.watcher = None
+        self.runner = JobRunner(self)
+        self.runner.said.connect(self.message)
         self._closed = False
-        self._last_progress = 0.0
-        self._pulling = False
         self.searching = 0  # searches sent and not answered yet
         self._watch_lock = threading.Lock()
-        self.pull_finished.connect(self._model_installed)
 
-    # -- jobs -----------------------------------------------------------------------------------------
+    # -- short jobs -----------------------------------------------------------------------------------
     def _job(self, fn: Callable, *args, done: Callable | None = None, failed: Callable[[str], None] | None = None):
         """Run fn(*args) on a worker; `done(result)` / `failed(message)` run on the GUI thread."""
         if self._closed:
             return None
 
         def on_error(e: BaseException) -> None:
+            from app.tasks import user_message
+
             msg = user_message(e)
             log.warning("background job failed: %s", msg, exc_info=e)
             (failed or self.message.emit)(msg)
@@ -115,7 +73,7 @@ class Backend(QObject):
             lib = Library(settings=self.settings)
             lib.catalog  # open (and migrate) now, not on the first search
             self._warm(lib)
-            return lib, self._status(lib)
+            return lib, lib.status()
 
         def done(result):
             self.library, status = result
@@ -135,18 +93,9 @@ class Backend(QObject):
             searcher.encoder.warm("textual")
             searcher.data()
 
-    @staticmethod
-    def _status(lib) -> dict:
-        status = lib.status()
-        status["watch"] = bool(lib.settings["watch"])
-        status["exclude"] = list(lib.settings["exclude"])
-        status["has_model"] = bool(lib.models.active_id and lib.models.store.exists(lib.models.active_id))
-        return status
-
     def refresh_status(self) -> None:
         if self.library is not None:
-            lib = self.library
-            self._job(lambda: self._status(lib), done=self.status_changed.emit)
+            self._job(self.library.status, done=self.status_changed.emit)
 
     def refresh_errors(self) -> None:
         if self.library is not None:
@@ -164,19 +113,14 @@ class Backend(QObject):
             from app.library.watcher import Watcher
 
             with self._watch_lock:  # one watcher at a time, however many restarts are queued
-                old = self.watcher
-                paused = bool(old and old.control.paused)
-                if old is not None:
-                    old.stop()
+                if self.watcher is not None:
+                    self.watcher.stop()
                     self.watcher = None
                 if self._closed:
                     return None
-                watcher = Watcher(lib, on_update=self._on_update, on_progress=self._on_progress,
-                                  on_busy=self._on_busy, observe=bool(lib.settings["watch"]))
-                if paused:
-                    watcher.control.pause()
-                self.watcher = watcher
-                return watcher.start()
+                self.watcher = Watcher(lib, on_update=lambda _update: self.library_changed.emit(),
+                                       observe=bool(lib.settings["watch"]), run_update=self._run_update)
+                return self.watcher.start()
 
         self._job(work)
 
@@ -186,30 +130,33 @@ class Backend(QObject):
         else:
             self.start_watching()
 
-    def _on_progress(self, p) -> None:  # indexer thread
-        now = time.monotonic()
-        if now - self._last_progress >= PROGRESS_EVERY or p.done == p.total:
-            self._last_progress = now
-            self.progress.emit(p)
+    def _run_update(self, _progress, control, only: list[str] | None = None):  # the watcher's thread
+        """Index one batch of the watcher as a task of the runner, and wait for it. A batch that stepped
+        aside for a user's task is sent again after it; one the user cancelled waits for the next change
+        or rescan. The watcher's own control (cancelled when it stops) cancels the task."""
+        while True:
+            task = self.runner.submit(IndexTask(self.library, only), then=self._indexed)
+            while not task.finished.wait(0.1):
+                if control.cancelled:
+                    self.runner.cancel(task, by_user=False)
+            if not task.preempted or control.cancelled:
+                break
+        if task.result is not None:
+            return task.result
+        from app.library.indexer import Summary
+        from app.library.library import Update
+        from app.library.scanner import Plan
 
-    def _on_update(self, update) -> None:  # watcher thread
-        self.library_changed.emit()
+        return Update(Plan(), Summary(cancelled=True))
 
-    def _on_busy(self, busy: bool) -> None:  # watcher thread
-        self.busy_changed.emit(busy)
-        if not busy:
-            if self.watcher is not None and self.watcher.error:
-                self.message.emit(self.watcher.error)
-                self.watcher.error = None
-            self.refresh_status()
-
-    @property
-    def paused(self) -> bool:
-        return bool(self.watcher and self.watcher.control.paused)
-
-    def set_paused(self, paused: bool) -> None:
-        if self.watcher is not None:
-            (self.watcher.control.pause if paused else self.watcher.control.resume)()
+    def _indexed(self, task: Task) -> None:
+        if task.state == "failed":
+            self.message.emit(task.message)
+        elif self.watcher is not None and self.watcher.error:
+            self.message.emit(self.watcher.error)
+            self.watcher.error = None
+        self.refresh_status()
+        self.refresh_errors()
 
     # -- folders and settings -------------------------------------------------------------------------
     def add_folder(self, path: str, done: Callable[[str], None] | None = None) -> None:
@@ -231,7 +178,7 @@ class Backend(QObject):
             self.library_changed.emit()
             self.rescan()
 
-        self._job(self.library.folders.remove, path, done=finished)
+        self._job(self.library.remove_folder, path, done=finished)  # stops a running update first
 
     def set_exclusions(self, patterns: list[str]) -> None:
         def work():
@@ -250,37 +197,16 @@ class Backend(QObject):
 
     # -- search ---------------------------------------------------------------------------------------
     def search(self, request: SearchRequest) -> None:
+        """Answer on a worker (`session.answer`): an answer from what is loaded may come first, then
+        the up-to-date one."""
         lib = self.library
         if lib is None:
             return
 
-        def answer(searcher, filters, terms, fresh: bool) -> SearchAnswer:
-            t0 = time.perf_counter()
-            if request.sort == "relevance":
-                results = searcher.search(terms, k=request.k + 1, offset=request.offset, filters=filters, fresh=fresh)
-                more = len(results) > request.k
-                results = results[:request.k]
-            else:
-                results = searcher.search(terms, k=DATE_SORT_LIMIT, filters=filters, fresh=fresh)
-                results.sort(key=lambda r: r.taken_at, reverse=request.sort == "newest")
-                more = False
-            return SearchAnswer(request, results, more, time.perf_counter() - t0)
-
         def work() -> SearchAnswer:
-            from app.library.query import parse
-            from app.library.search import Filters
+            from app.library.session import answer
 
-            terms = parse(request.text, add=list(request.images), similar=list(request.similar))
-            filters = Filters.dates(request.after.isoformat() if request.after else None,
-                                    request.before.isoformat() if request.before else None, request.folder)
-            searcher = lib.searcher()
-            previous = searcher.loaded
-            first = answer(searcher, filters, terms, request.fresh)
-            if request.fresh or not searcher.catch_up(previous):
-                return first
-            # Answered at once from what was loaded; the catalog had changed, so answer again, up to date.
-            self.answered.emit(first)
-            return answer(searcher, filters, terms, True)
+            return answer(lib, request, early=self.answered.emit)
 
         def done(final: SearchAnswer) -> None:
             self.searching -= 1
@@ -321,71 +247,63 @@ class Backend(QObject):
 
         self._job(work, done=self.models_changed.emit)
 
-    def use_model(self, model_id: str) -> None:
-        def finished(_):
-            self.message.emit(f"Now searching with {model_id}; photos without its vectors are being indexed.")
-            self.refresh_models(with_providers=True)
-            self.library_changed.emit()
-            self.start_watching()
+    def use_model(self, model_id: str) -> Task | None:
+        """Make a model the one search uses: a task of the runner, as making its vectors may take long."""
+        if self.library is None:
+            return None
+        old = self.library.models.active_id
 
-        self._job(self.library.models.use, model_id, done=finished)
+        def then(task: Task) -> None:
+            if task.state == "done":
+                self.message.emit(f"Now searching with {model_id}." if task.result else
+                                  f"{model_id} is not active yet: its vectors are finished at the next rescan.")
+            elif task.state == "failed":
+                self.message.emit(task.message)
+            else:
+                self.message.emit(f"Stopped preparing {model_id}; search keeps {old}, and its vectors are "
+                                  "finished at the next rescan.")
+            self.refresh_models(with_providers=True)
+            self.refresh_status()
+            self.library_changed.emit()
+
+        return self.runner.submit(ActivateTask(self.library, model_id), then=then)
 
     def remove_model(self, model_id: str) -> None:
-        self._job(self.library.models.remove, model_id, done=lambda _: self.refresh_models())
-
-    @property
-    def pulling(self) -> bool:
-        return self._pulling
-
-    def pull(self, name: str | None = None) -> None:
-        """Download a pretrained model (torch is imported here, in the worker, never at start-up)."""
-        self._obtain(lambda progress: self._pull(name, progress))
-
-    def import_model(self, path: str) -> None:
-        def run(progress):
-            from model.obtain import import_path
-
-            return import_path(self.library.models.store, path, progress=progress)
-
-        self._obtain(run)
-
-    def _pull(self, name: str | None, progress):
-        from model import registry
-        from model.obtain import pull
-
-        return pull(self.library.models.store, name or registry.default().name, progress=progress, quiet=True)
-
-    def _obtain(self, run) -> None:
-        """A download can take minutes and cannot be interrupted midway: it runs on a daemon thread
-        of its own, so closing the window never waits for it (the store sweeps a half install)."""
-        if self._pulling or self.library is None:
-            return
-        self._pulling = True
-        lib = self.library
-
         def work() -> None:
-            try:
-                model = run(lambda stage, done, total: self.pull_progress.emit(stage, int(done), int(total or 0)))
-                lib.models.adopt(model)
-            except Exception as e:  # noqa: BLE001 - every failure becomes a message
-                self._pulling = False
-                self.pull_finished.emit("", user_message(e))
-                return
-            self._pulling = False
-            self.pull_finished.emit(model.id, f"{model.id} is installed.")
+            from app import tasks
 
-        threading.Thread(target=work, name="glimpse-model", daemon=True).start()
+            tasks.remove_model(self.library, model_id)
 
-    def _model_installed(self, model_id: str, message: str) -> None:
-        if model_id:
+        def done(_) -> None:
+            self.refresh_models()
+            self.refresh_status()
+
+        self._job(work, done=done)
+
+    def pull(self, name: str | None = None) -> Task | None:
+        """Download a pretrained model (torch is imported by the task, never at start-up)."""
+        return self._obtain(ObtainTask(self.library, name=name))
+
+    def import_model(self, path: str) -> Task | None:
+        return self._obtain(ObtainTask(self.library, path=path))
+
+    def _obtain(self, task: ObtainTask) -> Task | None:
+        if self.library is None or self.runner.find(ObtainTask) is not None:
+            return None
+        return self.runner.submit(task, then=self._obtained)
+
+    def _obtained(self, task: Task) -> None:
+        if task.state == "done":
             self.refresh_models(with_providers=True)
             self.refresh_status()
             self.start_watching()
 
     # -- closing --------------------------------------------------------------------------------------
     def close(self, timeout_ms: int = 30_000) -> None:
-        """Stop indexing at the next batch, wait for every worker, and close the catalog."""
+        """Cancel the running task (indexing stops at its next batch, a download at its next progress
+        report), drop the queued ones, stop the watcher, wait for every worker, and close the catalog."""
         self._closed = True
+        self.runner.close()
         with self._watch_lock:
             if self.watcher is not None:
                 self.watcher.stop()

@@ -1,4 +1,5 @@
-"""What a drop or a paste holds: image files to search with, folders to add, raw image data, or junk."""
+"""What a drop or a paste holds: image files to search with, folders to add, raw image data, or junk;
+and `DropHandler`, which takes drops on the window and pastes and says what they hold."""
 from __future__ import annotations
 
 import os
@@ -6,8 +7,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData
+from PySide6.QtCore import QEvent, QMimeData, QObject, Signal
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+from superqt.utils import create_worker
 
 from app.library.formats import extension, PHOTO_EXTENSIONS  # light: no catalog, no decoders
 
@@ -64,3 +67,47 @@ def save_query_image(image: QImage, folder: Path) -> str:
     if not image.save(str(path), "PNG"):
         raise OSError(f"could not save the pasted image to {path}")
     return str(path)
+
+
+class DropHandler(QObject):
+    """Drops on the widget it filters, and pastes: images become query terms, folders are to be added,
+    anything else is explained. Pixels without a file are saved as a PNG off the GUI thread first."""
+    images = Signal(list)   # image files to search with
+    folders = Signal(list)  # folders to add to the library
+    notice = Signal(str)    # a line for the user
+
+    def __init__(self, cache: Path, parent: QObject | None = None):
+        super().__init__(parent)
+        self.cache = cache
+
+    def eventFilter(self, obj, event) -> bool:
+        kind = event.type()
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+            if may_hold_something(event.mimeData()):
+                event.acceptProposedAction()
+                return True
+        elif kind == QEvent.Type.Drop:
+            self.take(event.mimeData())
+            event.acceptProposedAction()
+            return True
+        return super().eventFilter(obj, event)
+
+    def paste(self) -> None:
+        mime = QApplication.clipboard().mimeData()
+        if mime is None or not (mime.hasImage() or mime.hasUrls()):
+            self.notice.emit("The clipboard holds no image. Copy a photo (or an image file) first, then paste.")
+            return
+        self.take(mime)
+
+    def take(self, mime: QMimeData) -> None:
+        dropped = classify(mime)
+        if dropped.image_data is not None:
+            create_worker(save_query_image, dropped.image_data, self.cache / "queries", _ignore_errors=True,
+                          _connect={"returned": lambda path: self.images.emit([path]),
+                                    "errored": lambda e: self.notice.emit(f"Could not use the pasted image: {e}")})
+        if dropped.rejected:
+            self.notice.emit(dropped.rejection())
+        if dropped.folders:
+            self.folders.emit(dropped.folders)
+        if dropped.images:
+            self.images.emit(dropped.images)

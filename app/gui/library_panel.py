@@ -7,6 +7,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from app.library.status import FolderStatus, LibraryStatus
+
 from .widgets import list_tree
 
 
@@ -52,12 +54,12 @@ class FoldersView(QWidget):
         buttons.addWidget(self.rescan_button)
         lay.addLayout(buttons)
 
-    def set_folders(self, folders: dict) -> None:
+    def set_folders(self, folders: dict[str, FolderStatus]) -> None:
         selected = self.selected()
         self.tree.clear()
         for root, info in folders.items():
-            state = info.get("problem") or "Watched"
-            item = QTreeWidgetItem([short_path(root), f"{info['photos']:,}", f"{info['errors']:,}", state])
+            state = info.problem or "Watched"
+            item = QTreeWidgetItem([short_path(root), f"{info.photos:,}", f"{info.errors:,}", state])
             item.setData(0, Qt.ItemDataRole.UserRole, root)
             item.setToolTip(0, root)
             item.setToolTip(3, state)
@@ -114,11 +116,12 @@ class LibraryPanel(QWidget):
             item.data(0, Qt.ItemDataRole.UserRole)))
         lay.addWidget(self.errors, 1)
 
-    def set_status(self, status: dict) -> None:
-        n, bad = status["photos"], status["errors"]
-        model = status.get("active_model") or "no model yet"
-        self.summary.setText(f"<b>{n:,}</b> photos searchable · {bad:,} unreadable · model: {model}")
-        self.folders.set_folders(status["folders"])
+    def set_status(self, status: LibraryStatus) -> None:
+        model = status.active_model or "no model yet"
+        nxt = f" (preparing {status.next_model})" if status.next_model else ""
+        self.summary.setText(f"<b>{status.photos:,}</b> photos searchable · {status.errors:,} unreadable · "
+                             f"model: {model}{nxt}")
+        self.folders.set_folders(status.folders)
 
     def set_errors(self, rows: list[dict]) -> None:
         self.errors.clear()

@@ -12,7 +12,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from .backend import Backend
+from .jobbar import describe
+from .jobs import ObtainTask, Task
 from .library_panel import FoldersView
+from app.library.status import LibraryStatus
 from app.library.units import human_size
 
 from .widgets import list_tree
@@ -22,7 +25,8 @@ PROVIDERS = {"auto": "Automatic (GPU when available)", "cuda": "GPU (CUDA)", "cp
 
 
 class ModelGetter(QWidget):
-    """Download a known model with a progress bar, or import a model folder; errors are shown, not raised."""
+    """Download a known model with a progress bar, or import a model folder; errors are shown, not raised.
+    Either is a task of the window's job runner: it waits for indexing to pause, and shows in the status bar too."""
     installed = Signal(str)
 
     def __init__(self, backend: Backend, parent: QWidget | None = None):
@@ -54,9 +58,10 @@ class ModelGetter(QWidget):
         self.note.setWordWrap(True)
         self.note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.note)
-        backend.pull_progress.connect(self._progress)
-        backend.pull_finished.connect(self._finished)
-        self._set_busy(backend.pulling)
+        backend.runner.changed.connect(self._changed)
+        backend.runner.progressed.connect(self._progress)
+        backend.runner.ended.connect(self._ended)
+        self._set_busy(backend.runner.find(ObtainTask) is not None)
 
     def _set_busy(self, busy: bool) -> None:
         self.download.setEnabled(not busy)
@@ -65,10 +70,7 @@ class ModelGetter(QWidget):
         self.bar.setVisible(busy)
 
     def _pull(self) -> None:
-        self._set_busy(True)
-        self.bar.setRange(0, 0)
-        self.note.setText("Connecting…")
-        self.backend.pull(self.choice.currentData())
+        self._started(self.backend.pull(self.choice.currentData()))
 
     def _import(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Import an open_clip model folder", os.path.expanduser("~"))
@@ -76,27 +78,43 @@ class ModelGetter(QWidget):
             self.import_folder(path)
 
     def import_folder(self, path: str) -> None:
-        self._set_busy(True)
-        self.bar.setRange(0, 0)
-        self.note.setText(f"Importing {path}…")
-        self.backend.import_model(path)
+        self._started(self.backend.import_model(path))
 
-    def _progress(self, stage: str, done: int, total: int) -> None:
-        self.bar.setVisible(True)
-        if total > 0:
-            self.bar.setRange(0, 1000)
-            self.bar.setValue(int(1000 * done / total))
-            amount = f"{human_size(done)} of {human_size(total)}" if total > 1000 else f"{done} of {total}"
-            self.note.setText(f"{stage.capitalize()}: {amount}")
-        else:
+    def _started(self, task: Task | None) -> None:
+        if task is not None:
+            self._set_busy(True)
+            self._changed()
+
+    def _changed(self) -> None:
+        task = self.backend.runner.find(ObtainTask)
+        if task is not None and task.progress is None:
+            self._set_busy(True)
             self.bar.setRange(0, 0)
-            self.note.setText(f"{stage.capitalize()}…")
+            self.note.setText(f"{task.title}: waiting for {task.waiting_for}…"
+                              if task.state == "queued" and task.waiting_for else f"{task.title}…")
 
-    def _finished(self, model_id: str, message: str) -> None:
+    def _progress(self, task: Task, p) -> None:
+        if isinstance(task, ObtainTask):
+            if p.total > 0:
+                self.bar.setRange(0, 1000)
+                self.bar.setValue(int(1000 * min(1.0, p.done / p.total)))
+            else:
+                self.bar.setRange(0, 0)
+            self.note.setText(describe(task, p))
+
+    def _ended(self, task: Task) -> None:
+        if not isinstance(task, ObtainTask):
+            return
         self._set_busy(False)
-        self.note.setText(message if model_id else f"<span style='color:palette(highlight)'>⚠</span> {message}")
-        if model_id:
-            self.installed.emit(model_id)
+        if task.state == "done":
+            obtained = task.result
+            self.note.setText(f"{obtained.model.id} is installed." + (" Glimpse searches with it." if obtained.active
+                              else " Choose it in Settings → Model to search with it."))
+            self.installed.emit(obtained.model.id)
+        elif task.state == "cancelled":
+            self.note.setText("Cancelled; nothing was installed.")
+        else:
+            self.note.setText(f"<span style='color:palette(highlight)'>⚠</span> {task.message}")
 
 
 class SettingsDialog(QDialog):
@@ -153,13 +171,13 @@ class SettingsDialog(QDialog):
         patterns = [line.strip() for line in self.exclude.toPlainText().splitlines() if line.strip()]
         self.backend.set_exclusions(patterns)
 
-    def _status(self, status: dict) -> None:
-        self.folders.set_folders(status["folders"])
+    def _status(self, status: LibraryStatus) -> None:
+        self.folders.set_folders(status.folders)
         self.watch.blockSignals(True)
-        self.watch.setChecked(status["watch"])
+        self.watch.setChecked(status.watch)
         self.watch.blockSignals(False)
         if not self.exclude.hasFocus():
-            self.exclude.setPlainText("\n".join(status["exclude"]))
+            self.exclude.setPlainText("\n".join(status.exclude))
 
     # -- model -----------------------------------------------------------------------------------------
     def _model_tab(self) -> QWidget:

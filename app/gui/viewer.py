@@ -19,18 +19,12 @@ MAX_SIDE = 2560  # decoded size: sharp on a 4K screen, 1/2 or 1/4 JPEG scale for
 
 def load_preview(path: str, max_side: int = MAX_SIDE) -> QImage:
     """Decode a photo for the screen (worker thread). RAW and HEIC as the indexer reads them."""
-    from PIL import Image, ImageOps
+    from PIL import Image
 
-    from app.library.photo import open_photo
-    from model.preprocess import image_errors, to_rgb
+    from model.imagefile import decode, image_errors
 
+    img = decode(path, max_side)
     with image_errors():
-        img, _ = open_photo(path)
-        with img:
-            if img.format == "JPEG":
-                img.draft("RGB", (max_side, max_side))
-            img.load()
-            img = to_rgb(ImageOps.exif_transpose(img) or img)
         img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     data = img.tobytes("raw", "RGB")
     return QImage(data, img.width, img.height, 3 * img.width, QImage.Format.Format_RGB888).copy()

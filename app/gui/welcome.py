@@ -4,6 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from app.library.status import LibraryStatus
+
 from .backend import Backend
 from .library_panel import choose_folder
 from .settings_dialog import ModelGetter
@@ -53,13 +55,13 @@ class Welcome(QWidget):
         outer.addStretch(2)
         self.has_folders = self.has_model = False
 
-    def set_status(self, status: dict) -> None:
-        folders = list(status["folders"])
+    def set_status(self, status: LibraryStatus) -> None:
+        folders = list(status.folders)
         self.has_folders = bool(folders)
-        self.has_model = bool(status.get("has_model"))
+        self.has_model = status.has_model
         self.folders_note.setText("\n".join(folders) if folders else "No folder yet.")
         if self.has_model:
-            self.model_note.setText(f"Model ready: {status.get('active_model')}")
+            self.model_note.setText(f"Model ready: {status.active_model}")
         self.getter.setVisible(not self.has_model)
         self.start.setEnabled(self.has_folders and self.has_model)
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtWidgets import QHeaderView, QToolButton, QTreeWidget, QWidget
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHeaderView, QLabel, QToolButton, QTreeWidget, QWidget
 
 
 def tool_button(parent: QWidget, text: str, tip: str, slot: Callable | None = None, *, flat: bool = True,
@@ -27,3 +28,21 @@ def list_tree(parent: QWidget, labels: list[str], name: str = "") -> QTreeWidget
     if name:
         tree.setAccessibleName(name)
     return tree
+
+
+class Notice(QLabel):
+    """A message the user should read, shown in a framed box for `ms` milliseconds."""
+
+    def __init__(self, parent: QWidget, ms: int):
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setVisible(False)
+        self.setObjectName("notice")
+        self.setStyleSheet("#notice { background: palette(alternate-base); border: 1px solid palette(mid);"
+                           " border-radius: 4px; padding: 6px; }")
+        self.timer = QTimer(self, singleShot=True, interval=ms, timeout=self.hide)
+
+    def show_text(self, text: str) -> None:
+        self.setText(text)
+        self.show()
+        self.timer.start()

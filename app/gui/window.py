@@ -1,28 +1,29 @@
 """The main window: the search field and the results grid, the preview, the library panel, the status bar.
 
 Nothing here touches the disk, the model or the database: every request goes to `Backend`, and its
-answers come back as signals. The window only arranges widgets and keeps track of what is on screen.
+answers come back as signals. The window arranges widgets and keeps what is on screen; the search
+session (`app.library.session`), the job display (`jobbar`), drops and pastes (`drops`) and the keys
+and menus (`menus`) live in modules of their own.
 """
 from __future__ import annotations
 
-import itertools
-import os
-
-from PySide6.QtCore import QByteArray, QModelIndex, QPoint, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMenu, QProgressBar,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtCore import QByteArray, QModelIndex, Qt, QTimer
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 from superqt import QElidingLabel
-from superqt.utils import create_worker
 
 from app.library.paths import Paths
+from app.library.session import SearchAnswer, Session
 from app.library.settings import Settings
+from app.library.status import LibraryStatus
 
-from . import actions
-from .backend import Backend, SearchAnswer, SearchRequest
-from .drops import classify, may_hold_something, save_query_image
+from . import actions, menus
+from .backend import Backend
+from .drops import DropHandler
+from .empty import empty_text
 from .filterbar import FilterBar
 from .grid import ResultsView
+from .jobbar import JobBar
 from .library_panel import LibraryPanel
 from .results import PathRole, ResultsModel
 from .searchbar import QueryImage, SearchBar
@@ -30,22 +31,12 @@ from .settings_dialog import SettingsDialog
 from .theme import apply_theme
 from .thumbs import ThumbnailLoader
 from .viewer import Viewer
-from .widgets import tool_button
+from .widgets import Notice, tool_button
 from .welcome import Welcome
 
 PAGE = 200               # results fetched per page while scrolling
 REFRESH_AFTER_MS = 1500  # after the library changes, the visible answer is refreshed at most this often
 NOTICE_MS = 9000
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return "less than a minute left"
-    if seconds < 3600:
-        return f"about {round(seconds / 60)} min left"
-    return f"about {seconds / 3600:.1f} h left"
 
 
 class MainWindow(QMainWindow):
@@ -56,20 +47,20 @@ class MainWindow(QMainWindow):
         self.backend = Backend(self.settings, self)
         self.thumbs = ThumbnailLoader(self)
         self.model = ResultsModel(self.thumbs, self)
-        self.status: dict | None = None
-        self.busy = False
-        self._last_progress = None
-        self._generation = itertools.count(1)
-        self.request: SearchRequest | None = None   # the answer on screen (or coming) is for this
-        self.last_answer: SearchAnswer | None = None
+        self.status: LibraryStatus | None = None
+        self.session = Session(PAGE)
+        self.drops = DropHandler(self.paths.cache, self)
         self._closing = False
-        self.page_size = PAGE
         self.setWindowTitle("Glimpse")
         self.setAcceptDrops(True)
         self.resize(1200, 800)
         self._build()
         self._connect()
         self._restore()
+
+    request = property(lambda self: self.session.request)      # the answer on screen (or coming) is for this
+    last_answer = property(lambda self: self.session.last)
+    busy = property(lambda self: self.backend.runner.busy)      # a task runs or waits (indexing, a model…)
 
     # -- building ------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -90,14 +81,8 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.top)
         self.filters = FilterBar(central)
         outer.addWidget(self.filters)
-        self.notice = QLabel(central)
-        self.notice.setWordWrap(True)
-        self.notice.setVisible(False)
-        self.notice.setObjectName("notice")
-        self.notice.setStyleSheet("#notice { background: palette(alternate-base); border: 1px solid palette(mid);"
-                                  " border-radius: 4px; padding: 6px; }")
+        self.notice = Notice(central, NOTICE_MS)
         outer.addWidget(self.notice)
-        self._notice_timer = QTimer(self, singleShot=True, interval=NOTICE_MS, timeout=lambda: self.notice.hide())
 
         self.pages = QStackedWidget(central)
         self.opening = QLabel("Opening your library…", self.pages, alignment=Qt.AlignmentFlag.AlignCenter)
@@ -127,15 +112,8 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.status_text = QElidingLabel("", self)
         bar.addWidget(self.status_text, 1)
-        self.progress_text = QLabel("", self)
-        self.progress_bar = QProgressBar(self)
-        self.progress_bar.setMaximumWidth(180)
-        self.progress_bar.setTextVisible(False)
-        self.pause_button = tool_button(self, "Pause", "Pause indexing (search keeps working)", flat=False,
-                                        checkable=True)
-        for w in (self.progress_text, self.progress_bar, self.pause_button):
-            bar.addPermanentWidget(w)
-            w.hide()
+        self.jobs = JobBar(self.backend.runner, self)
+        bar.addPermanentWidget(self.jobs)
         self.count_text = QLabel("", self)
         bar.addPermanentWidget(self.count_text)
         self.pages.currentChanged.connect(self._page_changed)
@@ -154,27 +132,30 @@ class MainWindow(QMainWindow):
         be.open_failed.connect(self._open_failed)
         be.status_changed.connect(self._status)
         be.errors_changed.connect(self.panel.set_errors)
-        be.busy_changed.connect(self._busy)
-        be.progress.connect(self._progress)
         be.library_changed.connect(self._library_changed)
         be.answered.connect(self._answered)
         be.search_failed.connect(self._search_failed)
         be.message.connect(self.show_notice)
-        be.pull_finished.connect(lambda model_id, _m: model_id and self.backend.refresh_status())
+        be.runner.changed.connect(self._show_empty)
+        self.jobs.said.connect(self.status_text.setText)
+        self.drops.images.connect(self._query_images)
+        self.drops.folders.connect(lambda folders: self.backend.library and [be.add_folder(f) for f in folders])
+        self.drops.notice.connect(self.show_notice)
+        self.installEventFilter(self.drops)
 
         self.search.changed.connect(self.run_search)
         self.search.submitted.connect(self.run_search)
-        self.search.paste_requested.connect(self.paste)
+        self.search.paste_requested.connect(self.drops.paste)
         self.filters.changed.connect(self.run_search)
         self.model.more_wanted.connect(self._more)
         self.view.open_requested.connect(self.open_preview)
-        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.customContextMenuRequested.connect(lambda pos: menus.results_menu(self, pos))
         self.viewer.closed.connect(self.close_preview)
         self.viewer.moved.connect(lambda row: self.view.setCurrentIndex(self.model.index(row)))
         self.viewer.find_similar.connect(self.find_similar)
         self.viewer.open_requested.connect(actions.open_in_viewer)
         self.viewer.reveal_requested.connect(actions.reveal)
-        self.viewer.copy_requested.connect(lambda p: self._copy([p]))
+        self.viewer.copy_requested.connect(lambda p: menus.copy_paths(self, [p]))
         self.welcome.done.connect(self._welcome_done)
         self.library_button.toggled.connect(self._toggle_library)
         self.dock.visibilityChanged.connect(self.library_button.setChecked)
@@ -183,20 +164,8 @@ class MainWindow(QMainWindow):
         self.panel.folders.remove_requested.connect(self.backend.remove_folder)
         self.panel.folders.rescan_requested.connect(self.backend.rescan)
         self.panel.reveal_requested.connect(actions.reveal)
-        self.pause_button.toggled.connect(self._pause)
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_AFTER_MS, timeout=self._refresh)
-
-        shortcuts = [
-            (QKeySequence.StandardKey.Find, self.focus_search),
-            (QKeySequence(Qt.Key.Key_Escape), self._escape),
-            (QKeySequence.StandardKey.Paste, self.paste),
-            (QKeySequence.StandardKey.Preferences, self.open_settings),
-            (QKeySequence("Ctrl+,"), self.open_settings),
-            (QKeySequence("Ctrl+L"), lambda: self.library_button.toggle()),
-            (QKeySequence.StandardKey.Quit, self.close),
-        ]
-        for key, slot in shortcuts:
-            QShortcut(key, self, activated=slot)
+        menus.install_shortcuts(self)
         self.search.edit.installEventFilter(self)
 
     # -- life cycle ----------------------------------------------------------------------------------
@@ -232,9 +201,9 @@ class MainWindow(QMainWindow):
         self.backend.close()
         event.accept()
 
-    def _opened(self, status: dict) -> None:
+    def _opened(self, status: LibraryStatus) -> None:
         self._status(status)
-        if status["folders"] and status["has_model"]:
+        if status.folders and status.has_model:
             self.pages.setCurrentWidget(self.results_page)
             self.focus_search()
         else:
@@ -255,48 +224,15 @@ class MainWindow(QMainWindow):
         self.focus_search()
 
     # -- library state -------------------------------------------------------------------------------
-    def _status(self, status: dict) -> None:
+    def _status(self, status: LibraryStatus) -> None:
         self.status = status
         self.panel.set_status(status)
         self.welcome.set_status(status)
-        self.filters.set_folders(list(status["folders"]))
-        self.count_text.setText(f"{status['photos']:,} photos")
-        problems = [f"{root}: {info['problem']}" for root, info in status["folders"].items() if info.get("problem")]
-        if problems:
-            self.status_text.setText(" · ".join(problems))
+        self.filters.set_folders(list(status.folders))
+        self.count_text.setText(f"{status.photos:,} photos")
+        if status.problems:
+            self.status_text.setText(" · ".join(status.problems))
         self._show_empty()
-
-    def _busy(self, busy: bool) -> None:
-        self.busy = busy
-        for w in (self.progress_text, self.progress_bar, self.pause_button):
-            w.setVisible(busy)
-        if busy:
-            self.progress_text.setText("Looking for changes…")
-            self.progress_bar.setRange(0, 0)
-        else:
-            self.status_text.setText("Library up to date.")
-            self.backend.refresh_errors()
-            self._library_changed()
-        self._show_empty()
-
-    def _progress(self, p) -> None:
-        self._last_progress = p
-        if not self.busy:
-            self._busy(True)
-        self.progress_bar.setRange(0, max(1, p.total))
-        self.progress_bar.setValue(p.done)
-        rate = f" · {p.rate:.1f} photos/s" if p.rate > 0 else ""
-        eta = format_eta(p.eta_s)
-        paused = "Paused: " if self.backend.paused else "Indexing "
-        self.progress_text.setText(f"{paused}{p.done:,} of {p.total:,}{rate}{' · ' + eta if eta else ''}")
-        self.progress_text.setToolTip(p.current)
-
-    def _pause(self, paused: bool) -> None:
-        self.backend.set_paused(paused)
-        self.pause_button.setText("Resume" if paused else "Pause")
-        self.pause_button.setToolTip("Resume indexing" if paused else "Pause indexing (search keeps working)")
-        if self.busy and self._last_progress is not None:
-            self._progress(self._last_progress)
 
     def _library_changed(self) -> None:
         self.thumbs.retry_failed()
@@ -306,37 +242,30 @@ class MainWindow(QMainWindow):
 
     def _refresh(self) -> None:
         """Photos were indexed or removed: ask again, keeping the selection and the scroll position."""
-        if self.request is None or self.request.empty or self.pages.currentWidget() is self.viewer:
-            return
-        self._send(fresh=True, k=max(self.page_size, self.model.rowCount()))
+        request = self.session.again(self.model.rowCount())
+        if request is not None and self.pages.currentWidget() is not self.viewer:
+            self.backend.search(request)
 
     # -- searching -----------------------------------------------------------------------------------
     def run_search(self) -> None:
-        self._send(fresh=False, k=self.page_size)
-
-    def _send(self, fresh: bool, k: int) -> None:
-        images = tuple(i.path for i in self.search.images if i.kind == "image")
-        similar = tuple(i.path for i in self.search.images if i.kind == "similar")
-        request = SearchRequest(next(self._generation), self.search.text, images, similar,
-                                self.filters.folder_value, self.filters.after_value, self.filters.before_value,
-                                self.filters.sort_value, 0, k, fresh)
-        self.request = request
+        request = self.session.ask(
+            text=self.search.text, images=tuple(i.path for i in self.search.images if i.kind == "image"),
+            similar=tuple(i.path for i in self.search.images if i.kind == "similar"),
+            folder=self.filters.folder_value, after=self.filters.after_value, before=self.filters.before_value,
+            sort=self.filters.sort_value)
         if request.empty:
-            self.last_answer = None
             self.model.clear()
             self._show_empty()
             return
         self.backend.search(request)
 
     def _more(self) -> None:
-        if self.request is None or self.request.empty:
-            return
-        r = self.request
-        self.backend.search(SearchRequest(r.generation, r.text, r.images, r.similar, r.folder, r.after, r.before,
-                                          r.sort, self.model.rowCount(), self.page_size, False))
+        request = self.session.more(self.model.rowCount())
+        if request is not None:
+            self.backend.search(request)
 
     def _answered(self, answer: SearchAnswer) -> None:
-        if self.request is None or answer.request.generation != self.request.generation:
+        if not self.session.current(answer):
             return  # an answer to a query the user has already changed
         if answer.request.offset:
             if answer.request.offset == self.model.rowCount():
@@ -356,7 +285,7 @@ class MainWindow(QMainWindow):
                 self.view.verticalScrollBar().setValue(scroll)
             else:
                 self.view.scrollToTop()
-        self.last_answer = answer
+        self.session.take(answer)
         shown = self.model.rowCount()
         self.status_text.setText(f"{shown:,}{'+' if answer.more else ''} results in {answer.seconds * 1000:.0f} ms")
         self._show_empty()
@@ -372,60 +301,12 @@ class MainWindow(QMainWindow):
         self.results_page.setCurrentWidget(self.view if has_results else self.empty)
         if has_results:
             return
-        s = self.status
-        if s is None:
-            text = "Opening your library…"
-        elif error:
-            text = f"<h3>That search did not work</h3><p>{error}</p>"
-        elif not s["folders"]:
-            text = ("<h3>Add a folder of photos to start</h3><p>Drop a folder here, or open "
-                    "<b>Library</b> and choose <b>Add folder…</b></p>")
-        elif not s.get("has_model"):
-            text = "<h3>Glimpse needs a model</h3><p>Open <b>Settings → Model</b> to download or import one.</p>"
-        elif s["photos"] == 0:
-            text = ("<h3>Indexing your photos…</h3><p>Results appear as soon as the first photos are indexed.</p>"
-                    if self.busy else "<h3>No photos found yet</h3><p>Glimpse found no photos in your folders. "
-                    "Add another folder in <b>Library</b>.</p>")
-        elif self.request is None or self.request.empty:
-            text = (f"<h3>Describe a photo, or drop one here</h3><p>{s['photos']:,} photos are searchable. Try "
-                    "<i>beach at sunset</i>, or <i>cat + snow - indoor</i>. Paste an image with Ctrl+V.</p>")
-        else:
-            text = "<h3>No photos match</h3><p>Try another description, or widen the folder and date filters.</p>"
-        self.empty.setText(text)
+        self.empty.setText(empty_text(self.status, self.request, self.busy, error))
 
     # -- image queries -------------------------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if may_hold_something(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dragMoveEvent(self, event) -> None:
-        if may_hold_something(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self.take(event.mimeData())
-        event.acceptProposedAction()
-
-    def paste(self) -> None:
-        mime = QApplication.clipboard().mimeData()
-        if mime is None or not (mime.hasImage() or mime.hasUrls()):
-            self.show_notice("The clipboard holds no image. Copy a photo (or an image file) first, then paste.")
-            return
-        self.take(mime)
-
     def take(self, mime) -> None:
         """Images become query chips; folders are added to the library; anything else is explained."""
-        dropped = classify(mime)
-        if dropped.image_data is not None:  # pixels without a file: saved as a PNG off the GUI thread
-            create_worker(save_query_image, dropped.image_data, self.paths.cache / "queries", _ignore_errors=True,
-                          _connect={"returned": lambda path: self._query_images([path]),
-                                    "errored": lambda e: self.show_notice(f"Could not use the pasted image: {e}")})
-        if dropped.rejected:
-            self.show_notice(dropped.rejection())
-        if self.backend.library is not None:
-            for folder in dropped.folders:
-                self.backend.add_folder(folder)
-        self._query_images(dropped.images)
+        self.drops.take(mime)
 
     def _query_images(self, paths: list[str]) -> None:
         if paths:
@@ -444,27 +325,6 @@ class MainWindow(QMainWindow):
         if not rows and self.view.currentIndex().isValid():
             rows = [self.view.currentIndex().row()]
         return [self.model.result(r).path for r in rows]
-
-    def _context_menu(self, pos: QPoint) -> None:
-        index = self.view.indexAt(pos)
-        if not index.isValid():
-            return
-        if not self.view.selectionModel().isSelected(index):
-            self.view.setCurrentIndex(index)
-        paths = self.selected_paths()
-        path = self.model.result(index.row()).path
-        menu = QMenu(self)
-        menu.addAction("Preview", lambda: self.open_preview(index))
-        menu.addAction("Find similar", lambda: self.find_similar(path))
-        menu.addSeparator()
-        menu.addAction("Open", lambda: [actions.open_in_viewer(p) for p in paths])
-        menu.addAction("Show in folder", lambda: actions.reveal(path))
-        menu.addAction("Copy path" if len(paths) == 1 else f"Copy {len(paths)} paths", lambda: self._copy(paths))
-        menu.exec(self.view.viewport().mapToGlobal(pos))
-
-    def _copy(self, paths: list[str]) -> None:
-        actions.copy_paths(paths)
-        self.status_text.setText(f"Copied {paths[0]}" if len(paths) == 1 else f"Copied {len(paths)} paths")
 
     def open_preview(self, index: QModelIndex) -> None:
         if not index.isValid():
@@ -486,7 +346,7 @@ class MainWindow(QMainWindow):
         self.search.edit.setFocus()
         self.search.edit.selectAll()
 
-    def _escape(self) -> None:
+    def escape(self) -> None:
         if self.pages.currentWidget() is self.viewer:
             self.close_preview()
         else:
@@ -525,7 +385,5 @@ class MainWindow(QMainWindow):
         self.save_state()
 
     def show_notice(self, text: str) -> None:
-        self.notice.setText(text)
-        self.notice.show()
-        self._notice_timer.start()
+        self.notice.show_text(text)
         self.status_text.setText(text.splitlines()[0])

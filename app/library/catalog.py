@@ -3,14 +3,21 @@
 Tables
 - `photos`, one row per file, keyed by path: where it is (root), size, mtime, content hash, what it
   shows (width, height, taken-at, camera, GPS, format) and its status ("ok" or "error" + reason).
-- `vectors_<model>`, one per model, keyed by content hash: a photo's vector lives with its content, not
-  its path, so identical files are encoded once and a moved or copied photo keeps its vector. Vectors of
-  different models never mix; each table records its model id in its schema metadata.
-- `meta`: the schema version, migrated forward on open.
+- `vectors_<space>`, one per image space (see `model.store`: an id of the image tower's weights), keyed
+  by content hash: a photo's vector lives with its content, not its path, so identical files are encoded
+  once and a moved or copied photo keeps its vector. Vectors of different image towers never mix; models
+  that share an image tower share a table. Each table records its space in its schema metadata.
+- `meta`: the schema version, migrated forward on open, and small facts the scanner keeps.
 
-All writes go through one writer thread (LanceDB's concurrent `merge_insert` can duplicate keys); reads
-may come from any thread and always see the latest committed version. A batch is committed vectors
-first, then photos, so a process killed between the two leaves only a vector that the next run reuses.
+Paths are stored as UTF-8. A file name that is not valid UTF-8 (Python hands it over with surrogate
+escapes) is stored with each surrogate written as U+FDD0 and four hex digits (`db_path`), and turned
+back on reading (`real_path`), so `os.fsencode` gives the original bytes.
+
+All writes in a process go through one writer thread (LanceDB's concurrent `merge_insert` can duplicate
+keys); reads may come from any thread and always see the latest committed version. Across processes,
+work that writes (an update, removing a folder, dropping a space) holds the catalog's `WriterLock`. A
+batch is committed vectors first, then photos, so a process killed between the two leaves only a
+vector that the next run reuses.
 """
 from __future__ import annotations
 
@@ -29,9 +36,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-SCHEMA_VERSION = 1
+from .lock import WriterLock
+
+SCHEMA_VERSION = 2  # 2: vector tables keyed by image space (older ones are adopted by `Library`)
 PHOTOS = "photos"
 META = "meta"
+ROWS_PER_PARTITION = 4096  # rows per IVF partition of the ANN index
 
 PHOTO_SCHEMA = pa.schema([
     pa.field("path", pa.string(), nullable=False),
@@ -54,7 +64,9 @@ PHOTO_SCHEMA = pa.schema([
 META_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string())])
 
 # version -> function(catalog) bringing the database from version-1 to version. Add one per change.
-MIGRATIONS: dict[int, Callable[["Catalog"], None]] = {}
+MIGRATIONS: dict[int, Callable[["Catalog"], None]] = {
+    2: lambda catalog: None,  # vector tables by image space: `Library` adopts the old ones (it knows the models)
+}
 
 
 class CatalogError(Exception):
@@ -65,18 +77,64 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def vector_table_name(model_id: str) -> str:
-    return "vectors_" + re.sub(r"[^A-Za-z0-9_]", "_", model_id)
+VECTORS_PREFIX = "vectors_"
+_ESC = "\ufdd0"  # a Unicode noncharacter: never part of a real file name
+_ESCAPED = re.compile(_ESC + "(~|[0-9a-f]{4})")
 
 
-def vector_schema(model_id: str, dim: int) -> pa.Schema:
+def db_path(path: str) -> str:
+    """A path as the catalog stores it: valid UTF-8 whatever bytes the file name has."""
+    if _ESC not in path and path.isascii():
+        return path
+    out = []
+    for c in path:
+        if c == _ESC:
+            out.append(_ESC + "~")
+        elif "\ud800" <= c <= "\udfff":
+            out.append(f"{_ESC}{ord(c):04x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def real_path(stored: str) -> str:
+    """The inverse of `db_path`."""
+    if _ESC not in stored:
+        return stored
+    return _ESCAPED.sub(lambda m: _ESC if m.group(1) == "~" else chr(int(m.group(1), 16)), stored)
+
+
+def real_paths(column) -> list[str]:
+    """A stored path column as Python strings (a plain `to_pylist` unless some name needed escaping)."""
+    if len(column) and pc.any(pc.match_substring(column, _ESC)).as_py():
+        return [real_path(p) for p in column.to_pylist()]
+    return column.to_pylist()
+
+
+def vector_table_name(space: str) -> str:
+    """One table per space, and never one table for two spaces."""
+    if re.fullmatch(r"[0-9a-z]{1,64}", space):
+        return VECTORS_PREFIX + space
+    return VECTORS_PREFIX + "x" + space.encode("utf-8").hex()
+
+
+def vector_schema(space: str, dim: int) -> pa.Schema:
     return pa.schema([pa.field("hash", pa.string(), nullable=False),
                       pa.field("vector", pa.list_(pa.float32(), dim), nullable=False)],
-                     metadata={"model_id": model_id})
+                     metadata={"image_space": space})
 
 
 def photo_table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist([{f.name: r.get(f.name) for f in PHOTO_SCHEMA} for r in rows], schema=PHOTO_SCHEMA)
+    """Photo rows as the catalog stores them (paths through `db_path`)."""
+    return pa.Table.from_pylist([{f.name: r.get(f.name) for f in PHOTO_SCHEMA} | {
+        "path": db_path(r["path"]), "root": db_path(r["root"])} for r in rows], schema=PHOTO_SCHEMA)
+
+
+def _decoded(row: dict) -> dict:
+    for key in ("path", "root"):
+        if row.get(key):
+            row[key] = real_path(row[key])
+    return row
 
 
 class Catalog:
@@ -89,6 +147,7 @@ class Catalog:
             self.db = lancedb.connect(str(self.folder), read_consistency_interval=timedelta(0))
         except Exception as e:
             raise CatalogError(f"The catalog at {self.folder} cannot be opened ({e}).") from e
+        self.lock = WriterLock(self.folder)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="catalog-writer")
         self._tables: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -106,13 +165,25 @@ class Catalog:
     # -- set-up -------------------------------------------------------------------------------
     def _open_or_create(self) -> None:
         names = set(self._table_names())
+        if PHOTOS not in names or META not in names or self.schema_version() != SCHEMA_VERSION:
+            with self.lock.hold("creating the catalog"):  # never while another process is mid-way
+                self._create_or_migrate()
+        for name in self._table_names():  # a damaged table fails here, at open, not in the middle of work
+            try:
+                self.table(name).count_rows()
+            except Exception:
+                if name in self._table_names():
+                    raise
+                with self._lock:  # dropped by another process since the listing (an unused image space)
+                    self._tables.pop(name, None)
+
+    def _create_or_migrate(self) -> None:
+        names = set(self._table_names())
         if PHOTOS not in names:
             self.db.create_table(PHOTOS, schema=PHOTO_SCHEMA, exist_ok=True)
         if META not in names:
             self.db.create_table(META, data=pa.table({"key": ["schema_version"], "value": [str(SCHEMA_VERSION)]},
                                                      schema=META_SCHEMA), exist_ok=True)
-        for name in self._table_names():  # a damaged table fails here, at open, not in the middle of work
-            self.table(name).count_rows()
         version = self.schema_version()
         if version > SCHEMA_VERSION:
             raise CatalogError(f"The catalog at {self.folder} was written by a newer Glimpse (schema {version}); "
@@ -138,12 +209,22 @@ class Catalog:
         return name in self._tables or name in self._table_names()
 
     def schema_version(self) -> int:
+        if META not in self._table_names():
+            return 0
         rows = self.table(META).search().where("key = 'schema_version'").limit(1).to_arrow()
         return int(rows["value"][0].as_py()) if rows.num_rows else 0
 
     def _set_meta(self, key: str, value: str) -> None:
         (self.table(META).merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
          .execute(pa.table({"key": [key], "value": [value]}, schema=META_SCHEMA)))
+
+    def meta(self, key: str) -> str | None:
+        """A small fact kept in the `meta` table, or None."""
+        rows = self.table(META).search().where(f"key = {sql_str(key)}").limit(1).to_arrow()
+        return rows["value"][0].as_py() if rows.num_rows else None
+
+    def set_meta(self, key: str, value: str) -> Future:
+        return self.write(self._set_meta, key, value)
 
     # -- the one writer -------------------------------------------------------------------------
     def write(self, fn: Callable, *args) -> Future:
@@ -153,20 +234,20 @@ class Catalog:
     def close(self) -> None:
         self._writer.shutdown(wait=True)
 
-    def _vectors(self, model_id: str, dim: int):
-        name = vector_table_name(model_id)
+    def _vectors(self, space: str, dim: int):
+        name = vector_table_name(space)
         if not self.has_table(name):
-            self.db.create_table(name, schema=vector_schema(model_id, dim), exist_ok=True)
+            self.db.create_table(name, schema=vector_schema(space, dim), exist_ok=True)
         return self.table(name)
 
-    def _commit(self, photos: list[dict], model_id: str | None, hashes: list[str], vectors: np.ndarray | None):
-        if model_id and hashes:
+    def _commit(self, photos: list[dict], space: str | None, hashes: list[str], vectors: np.ndarray | None):
+        if space and hashes:
             dim = vectors.shape[1]
             data = pa.table({"hash": pa.array(hashes, pa.string()),
                              "vector": pa.FixedSizeListArray.from_arrays(
                                  pa.array(np.ascontiguousarray(vectors, np.float32).ravel()), dim)},
-                            schema=vector_schema(model_id, dim))
-            (self._vectors(model_id, dim).merge_insert("hash").when_matched_update_all()
+                            schema=vector_schema(space, dim))
+            (self._vectors(space, dim).merge_insert("hash").when_matched_update_all()
              .when_not_matched_insert_all().execute(data))
         if photos:
             now = int(time.time())
@@ -175,10 +256,10 @@ class Catalog:
             (self.table(PHOTOS).merge_insert("path").when_matched_update_all().when_not_matched_insert_all()
              .execute(photo_table(photos)))
 
-    def commit(self, photos: list[dict], model_id: str | None = None, hashes: list[str] = (),
+    def commit(self, photos: list[dict], space: str | None = None, hashes: list[str] = (),
                vectors: np.ndarray | None = None) -> Future:
-        """Add or replace photo rows (by path) and vectors (by hash); vectors are written first."""
-        return self.write(self._commit, list(photos), model_id, list(hashes), vectors)
+        """Add or replace photo rows (by path) and vectors (by hash, in `space`); vectors are written first."""
+        return self.write(self._commit, list(photos), space, list(hashes), vectors)
 
     def _delete(self, where: str) -> None:
         self.table(PHOTOS).delete(where)
@@ -189,11 +270,11 @@ class Catalog:
 
         def run():
             for chunk in chunks:
-                self._delete("path IN (" + ", ".join(sql_str(p) for p in chunk) + ")")
+                self._delete("path IN (" + ", ".join(sql_str(db_path(p)) for p in chunk) + ")")
         return self.write(run)
 
     def delete_root(self, root: str) -> Future:
-        return self.write(self._delete, f"root = {sql_str(root)}")
+        return self.write(self._delete, f"root = {sql_str(db_path(root))}")
 
     def _compact(self, keep_versions_for: timedelta) -> None:
         for name in self._table_names():
@@ -204,8 +285,8 @@ class Catalog:
         """Merge small fragments and update indices (LanceDB `optimize`); drop old versions."""
         return self.write(self._compact, keep_versions_for)
 
-    def _sweep_vectors(self, model_id: str) -> int:
-        name = vector_table_name(model_id)
+    def _sweep_vectors(self, space: str) -> int:
+        name = vector_table_name(space)
         if not self.has_table(name):
             return 0
         used = self.photo_columns(["hash"])["hash"]
@@ -216,11 +297,68 @@ class Catalog:
             table.delete("hash IN (" + ", ".join(sql_str(h) for h in orphans[i:i + 500]) + ")")
         return len(orphans)
 
-    def sweep_vectors(self, model_id: str) -> Future:
+    def sweep_vectors(self, space: str) -> Future:
         """Drop vectors no photo uses any more (after deletions). Runs on the writer, so it never races a commit."""
-        return self.write(self._sweep_vectors, model_id)
+        return self.write(self._sweep_vectors, space)
 
-    def _ensure_ann(self, model_id: str, min_rows: int) -> bool:
+    def spaces(self) -> dict[str, str]:
+        """The image spaces that have vectors here: {space: table name}. Tables of the schema-1 layout
+        (keyed by model id) are listed as `model:<id>`."""
+        out = {}
+        for name in self._table_names():
+            if name.startswith(VECTORS_PREFIX):
+                meta = self.table(name).schema.metadata or {}
+                space = meta.get(b"image_space")
+                out[space.decode() if space else "model:" + meta.get(b"model_id", b"?").decode()] = name
+        return out
+
+    def _drop_table(self, name: str) -> None:
+        with self._lock:
+            self._tables.pop(name, None)
+        self.db.drop_table(name)
+
+    def drop_space(self, space: str) -> Future:
+        """Forget every vector of an image space (no model in use makes them any more)."""
+        def run():
+            name = self.spaces().get(space)
+            if name:
+                self._drop_table(name)
+        return self.write(run)
+
+    def _adopt(self, legacy: str, space: str) -> None:
+        old = self.table(self.spaces()[legacy])
+        data = old.to_arrow()
+        dim = data.schema.field("vector").type.list_size
+        self._vectors(space, dim).merge_insert("hash").when_matched_update_all().when_not_matched_insert_all() \
+            .execute(data.cast(vector_schema(space, dim)))
+        self._drop_table(old.name)
+
+    def adopt_vectors(self, legacy: str, space: str) -> Future:
+        """Move a schema-1 table (`model:<id>` in `spaces()`) into `space`'s table."""
+        return self.write(self._adopt, legacy, space)
+
+    def _repair_duplicates(self) -> int:
+        """Rows that share a key (left by two writers before the writer lock existed): keep one each."""
+        fixed = 0
+        for name, key in [(PHOTOS, "path"), *((n, "hash") for n in self.spaces().values())]:
+            table = self.table(name)
+            keys = table.search().select([key]).limit(None).to_arrow()[key]
+            counts = pc.value_counts(keys)
+            dup = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+            for i in range(0, len(dup), 500):
+                chunk = dup[i:i + 500].to_pylist()
+                where = f"{key} IN (" + ", ".join(sql_str(k) for k in chunk) + ")"
+                rows = table.search().where(where).limit(None).to_arrow()
+                keep = pc.index_in(pa.array(chunk, pa.string()), value_set=rows[key])  # first row of each key
+                table.delete(where)
+                table.add(rows.take(keep))
+                fixed += len(rows) - len(chunk)
+        return fixed
+
+    def repair_duplicates(self) -> Future:
+        return self.write(self._repair_duplicates)
+
+    def _ensure_ann(self, model_id: str, min_rows: int, rows_per_partition: int | None = None) -> bool:
         name = vector_table_name(model_id)
         if not self.has_table(name):
             return False
@@ -233,15 +371,16 @@ class Catalog:
 
             # IVF partitions of ~4k rows, an HNSW graph in each, 8-bit scalar quantisation. On clustered
             # 512-d vectors this beat IVF-PQ (recall@10 0.67) and smaller partitions; see
-            # benchmarks/query_latency.py for the figures.
-            table.create_index("vector", config=HnswSq(distance_type="dot", num_partitions=max(1, n // 4096)))
+            # benchmarks/query_latency.py for the figures. (Tests ask for smaller partitions.)
+            per = rows_per_partition or ROWS_PER_PARTITION
+            table.create_index("vector", config=HnswSq(distance_type="dot", num_partitions=max(1, n // per)))
         else:
             table.optimize()  # brings rows added since into the index
         return True
 
-    def ensure_ann(self, model_id: str, min_rows: int) -> Future:
+    def ensure_ann(self, model_id: str, min_rows: int, rows_per_partition: int | None = None) -> Future:
         """Build (or refresh) the ANN index of a model's vectors once there are at least `min_rows`."""
-        return self.write(self._ensure_ann, model_id, min_rows)
+        return self.write(self._ensure_ann, model_id, min_rows, rows_per_partition)
 
     # -- reads (any thread) ---------------------------------------------------------------------
     def photo_columns(self, columns: list[str], where: str | None = None) -> pa.Table:
@@ -251,27 +390,28 @@ class Catalog:
         return q.select(columns).limit(None).to_arrow()
 
     def photos(self, where: str | None = None) -> list[dict]:
-        return self.photo_columns(PHOTO_SCHEMA.names, where).to_pylist()
+        """Whole rows as dicts, with real paths."""
+        return [_decoded(r) for r in self.photo_columns(PHOTO_SCHEMA.names, where).to_pylist()]
 
     def photo(self, path: str) -> dict | None:
-        rows = self.photos(f"path = {sql_str(path)}")
+        rows = self.photos(f"path = {sql_str(db_path(path))}")
         return rows[0] if rows else None
 
     def count(self, where: str | None = None) -> int:
         return self.table(PHOTOS).count_rows(where)
 
-    def vector_table(self, model_id: str):
-        name = vector_table_name(model_id)
+    def vector_table(self, space: str):
+        name = vector_table_name(space)
         return self.table(name) if self.has_table(name) else None
 
-    def vector_hashes(self, model_id: str) -> pa.Array:
-        table = self.vector_table(model_id)
+    def vector_hashes(self, space: str) -> pa.Array:
+        table = self.vector_table(space)
         if table is None:
             return pa.array([], pa.string())
         return table.search().select(["hash"]).limit(None).to_arrow()["hash"].combine_chunks()
 
-    def vectors(self, model_id: str, hashes: Iterable[str] | None = None) -> tuple[list[str], np.ndarray]:
-        table = self.vector_table(model_id)
+    def vectors(self, space: str, hashes: Iterable[str] | None = None) -> tuple[list[str], np.ndarray]:
+        table = self.vector_table(space)
         if table is None:
             return [], np.zeros((0, 0), np.float32)
         q = table.search()

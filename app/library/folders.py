@@ -32,18 +32,23 @@ class Folders:
     def add(self, path: str) -> str:
         folder = normalise(path)
         if not os.path.isdir(folder):
-            raise FolderError(f"{path}: no such folder")
+            raise FolderError(f"{path} is a file, not a folder" if os.path.exists(folder)
+                              else f"{path}: no such folder")
         if not os.access(folder, os.R_OK | os.X_OK):
             raise FolderError(f"{path}: permission denied")
-        roots = self.list()
-        if folder in roots:
-            raise FolderError(f"{folder} is already watched")
-        for r in roots:
-            if folder.startswith(r.rstrip(os.sep) + os.sep):
-                raise FolderError(f"{folder} is already watched as part of {r}")
-            if r.startswith(folder.rstrip(os.sep) + os.sep):
-                raise FolderError(f"{folder} contains the watched folder {r}; remove that one first")
-        self.settings["folders"] = roots + [folder]
+
+        def added(roots: list[str] | None) -> list[str]:  # checked against the file, under its lock
+            roots = list(roots or [])
+            if folder in roots:
+                raise FolderError(f"{folder} is already watched")
+            for r in roots:
+                if folder.startswith(r.rstrip(os.sep) + os.sep):
+                    raise FolderError(f"{folder} is already watched as part of {r}")
+                if r.startswith(folder.rstrip(os.sep) + os.sep):
+                    raise FolderError(f"{folder} contains the watched folder {r}; remove that one first")
+            return roots + [folder]
+
+        self.settings.update("folders", added)
         return folder
 
     def remove(self, path: str) -> str:
@@ -51,7 +56,8 @@ class Folders:
         roots = self.list()
         if folder not in roots:
             raise FolderError(f"{path} is not a watched folder (see `glimpse folders list`)")
-        self.settings["folders"] = [r for r in roots if r != folder]
+        # Against the file as it is now: a folder another process added meanwhile stays.
+        self.settings.update("folders", lambda now: [r for r in now or [] if r != folder])
         if self.catalog is not None:
             self.catalog.delete_root(folder).result()
         return folder

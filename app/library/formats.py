@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import fnmatch
 
+from model.imagefile import RAW_EXTENSIONS
+
 # Decoded by Pillow (AVIF natively), HEIC/HEIF by pillow-heif.
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp",
     ".avif", ".heic", ".heif", ".hif",
 })
-# Camera RAW: indexed through the JPEG preview embedded in the file (rawpy).
-RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".orf", ".rw2",
-                            ".raf", ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl"})
+# Camera RAW (model.imagefile reads them): indexed through the JPEG preview embedded in the file.
 SIDECAR_JPEG = (".jpg", ".jpeg", ".JPG", ".JPEG", ".Jpg")
 PHOTO_EXTENSIONS = IMAGE_EXTENSIONS | RAW_EXTENSIONS
 

@@ -4,13 +4,14 @@ A pool of decoder threads (Pillow and numpy release the GIL) reads files ahead o
 a bounded window, so memory stays flat whatever the library's size. Each file is hashed first; content
 the catalog already has a vector for (a moved, renamed or copied photo, or a copy met earlier in this
 run) is not decoded or encoded again: its row takes the vector by hash and its metadata from the
-catalog. A file that fails becomes an "error" row with its reason, and indexing goes on. Rows are
+catalog. A path whose file changed (new mtime or size) but whose cheap hash still matches its row
+is hashed in full before any vector is reused, so an edit in the middle of an uncompressed photo
+(BMP, TIFF) is not missed. A file that fails becomes an "error" row with its reason, and indexing goes on. Rows are
 committed in groups by the catalog's one writer, so a killed process loses at most the last group and
 the next run picks up exactly where this one stopped.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import pyarrow.compute as pc
 
-from model.errors import ImageError
+from model.imagefile import ImageError
+from model.jobs import Control, Progress
 from model.runtime import Encoder, cpu_threads
 
 from . import photo
@@ -29,21 +30,6 @@ from .catalog import Catalog
 from .scanner import FileInfo
 
 META_COLUMNS = ["width", "height", "taken_at", "make", "camera", "lat", "lon", "format"]
-
-
-@dataclass
-class Progress:
-    done: int
-    total: int
-    rate: float            # photos per second, over the last few seconds
-    eta_s: float | None
-    current: str
-    errors: int
-    encoded: int
-
-    @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 1.0
 
 
 @dataclass
@@ -58,38 +44,6 @@ class Summary:
     error_list: list[tuple[str, str]] = field(default_factory=list)
 
 
-class Control:
-    """Pause, resume and cancel a running job from another thread."""
-
-    def __init__(self):
-        self._cancel = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-        self._running.set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def checkpoint(self) -> bool:
-        """Wait while paused; returns False once cancelled."""
-        self._running.wait()
-        return not self._cancel.is_set()
-
-
 @dataclass
 class _Item:
     info: FileInfo
@@ -102,9 +56,11 @@ class _Item:
 
 class Indexer:
     def __init__(self, catalog: Catalog, encoder: Encoder, batch_size: int = 32, workers: int | None = None,
-                 prefetch: int | None = None, commit_every: int = 256, commit_seconds: float = 2.0):
+                 prefetch: int | None = None, commit_every: int = 256, commit_seconds: float = 2.0,
+                 stage: str = "Indexing"):
         self.catalog = catalog
         self.encoder = encoder
+        self.stage = stage
         self.batch_size = batch_size
         self.workers = workers or max(2, cpu_threads())
         self.prefetch = prefetch or max(2 * batch_size, 4 * self.workers)
@@ -117,6 +73,10 @@ class Indexer:
         item = _Item(info)
         try:
             item.hash = photo.content_hash(info.path, info.size)
+            if info.known_hash and info.size > photo.HEAD + photo.TAIL and (
+                    info.known_hash == item.hash or photo.is_full_hash(info.known_hash)):
+                # The file changed, yet its head and tail did not: compare all of it.
+                item.hash = photo.full_hash(info.path)
         except OSError as e:
             item.error = "file not found" if isinstance(e, FileNotFoundError) else f"cannot be read ({e.strerror or e})"
             return item
@@ -145,12 +105,12 @@ class Indexer:
     def run(self, files: list[FileInfo], progress: Callable[[Progress], None] | None = None,
             control: Control | None = None) -> Summary:
         control = control or Control()
-        model_id = self.encoder.model_id
+        space = self.encoder.image_space
         summary = Summary(total=len(files))
         start = time.perf_counter()
         if not files:
             return summary
-        known = set(self.catalog.vector_hashes(model_id).to_pylist())
+        known = set(self.catalog.vector_hashes(space).to_pylist())
         metas = _MetaLookup(self.catalog)
         claimed: dict[str, str] = {}
         lock = threading.Lock()
@@ -175,7 +135,8 @@ class Indexer:
             t0, d0 = recent[0]
             rate = (summary.done - d0) / (now - t0) if now > t0 else 0.0
             eta = (summary.total - summary.done) / rate if rate > 0 else None
-            progress(Progress(summary.done, summary.total, rate, eta, current, summary.errors, summary.encoded))
+            progress(Progress(self.stage, summary.done, summary.total, rate, eta, current, summary.errors,
+                              summary.encoded))
 
         def add_row(info: FileInfo, h: str | None, meta, error: str | None = None) -> None:
             row = {"path": info.path, "root": info.root, "size": info.size, "mtime_ns": info.mtime_ns, "hash": h,
@@ -195,7 +156,7 @@ class Indexer:
             due = len(rows) >= self.commit_every or time.perf_counter() - last_commit >= self.commit_seconds
             if rows and (force or due):
                 vectors = np.concatenate(out_vectors) if out_vectors else None
-                commits.append(self.catalog.commit(rows, model_id, out_hashes, vectors))
+                commits.append(self.catalog.commit(rows, space, out_hashes, vectors))
                 rows, out_hashes, out_vectors = [], [], []
                 last_commit = time.perf_counter()
             # Forced (the end of a run): wait for every commit in flight, even with no rows left to add.

@@ -1,24 +1,38 @@
 """The library: one object tying paths, settings, models, the catalog, folders, indexing and search.
 
 Fronts (CLI, GUI) talk to this; it has no Qt and no torch.
+
+Search and indexing may use different models. The active model (settings `active_model`) answers
+queries: its text tower encodes them, and the vectors of its image space are searched. Activating a
+model whose image space has no complete set of vectors makes it the *next* model (`next_model`):
+updates then also index that space, in the background, while search keeps the active one; when the
+space is complete the next model becomes active at once and the old space's vectors are dropped. A
+model that shares the active one's image space (a text-tower fine-tune) is activated at once and
+re-encodes nothing. A space's vectors are also dropped when no installed model uses it any more.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
 
+import pyarrow.compute as pc
+
 from model.runtime import Encoder
+from model.store import StoredModel
 
 from . import scanner
-from .catalog import Catalog, sql_str
+from .catalog import Catalog, db_path, real_paths, sql_str
 from .folders import Folders
 from .indexer import Control, Indexer, Progress, Summary
+from .lock import CatalogBusy
 from .models import Models
 from .paths import Paths
 from .search import Searcher
 from .settings import Settings
+from .status import FolderStatus, LibraryStatus
 from .thumbnails import Thumbnails
 
 COMPACT_AFTER = 500  # changes
@@ -28,6 +42,8 @@ COMPACT_AFTER = 500  # changes
 class Update:
     plan: scanner.Plan
     summary: Summary
+    switched_to: str | None = None   # the next model became active in this update
+    repaired: int = 0                # duplicate rows removed
 
 
 class Library:
@@ -36,8 +52,11 @@ class Library:
         self.settings = settings or Settings(self.paths.settings_file)
         self.models = Models(self.paths, self.settings)
         self._encoder: Encoder | None = None
+        self._next_encoder: Encoder | None = None
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        self._running: set[Control] = set()  # updates in progress (cancelled by remove_folder)
+        self._idle = threading.Condition()
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -52,12 +71,22 @@ class Library:
         return Thumbnails(self.paths.cache / "thumbnails")
 
     def encoder(self) -> Encoder:
-        """The active model's encoder (a new one when the active model changes)."""
+        """The active model's encoder (a new one when the active model changes, or is replaced)."""
         with self._lock:
             model = self.models.active()
-            if self._encoder is None or self._encoder.model_id != model.id:
+            if self._encoder is None or self._encoder.model != model:
                 self._encoder = Encoder(model, provider=self.settings["provider"])
             return self._encoder
+
+    def next_encoder(self) -> Encoder | None:
+        """The encoder of the model being prepared (None when no switch is pending)."""
+        model = self.models.next()
+        with self._lock:
+            if model is None:
+                self._next_encoder = None
+            elif self._next_encoder is None or self._next_encoder.model != model:
+                self._next_encoder = Encoder(model, provider=self.settings["provider"])
+            return self._next_encoder
 
     def searcher(self) -> Searcher:
         encoder = self.encoder()
@@ -67,53 +96,182 @@ class Library:
             return self._searcher
 
     # -- keeping the index current ----------------------------------------------------------------
-    def scan(self, only: list[str] | None = None) -> scanner.Plan:
-        model_id = self.models.active_id if self.models.active_id and self.models.store.exists(self.models.active_id) else None
-        return scanner.plan(self.catalog, self.folders.list(), self.folders.exclusions, model_id, only)
+    def scan(self, only: list[str] | None = None, space: str | None = None) -> scanner.Plan:
+        if space is None:
+            model = self.models.active_or_none()
+            space = model.image_space if model else None
+        return scanner.plan(self.catalog, self.folders.list(), self.folders.exclusions, space, only)
+
+    @contextlib.contextmanager
+    def _tracked(self, control: Control):
+        with self._idle:
+            self._running.add(control)
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._running.discard(control)
+                self._idle.notify_all()
+
+    def cancel_updates(self, timeout: float | None = None) -> bool:
+        """Cancel the updates running in this process and wait for them to stop. True once none runs."""
+        with self._idle:
+            for control in self._running:
+                control.cancel()
+            return self._idle.wait_for(lambda: not self._running, timeout)
 
     def update(self, progress: Callable[[Progress], None] | None = None, control: Control | None = None,
-               only: list[str] | None = None, batch_size: int = 32) -> Update:
-        """Scan, forget deleted files, index new and changed ones, and tidy the database after big changes."""
+               only: list[str] | None = None, batch_size: int = 32,
+               on_wait: Callable[[str], None] | None = None) -> Update:
+        """Scan, forget deleted files, index new and changed ones, and tidy the database after big changes.
+
+        Holds the catalog's writer lock throughout: while another process holds it, `on_wait(message)`
+        is called once and this waits (a cancel ends the wait, and the update does nothing)."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         encoder = self.encoder()  # fails early, with a clear message, when there is no model
-        plan = self.scan(only)
+        control = control or Control()
+        with self._tracked(control):
+            try:
+                with self.catalog.lock.hold("indexing", on_wait, lambda: control.cancelled):
+                    return self._update(encoder, progress, control, only, batch_size)
+            except CatalogBusy:
+                return Update(scanner.Plan(), Summary(cancelled=True))
+
+    def _update(self, encoder: Encoder, progress, control: Control, only, batch_size: int) -> Update:
+        repaired = 0
+        if only is None:
+            self._adopt_legacy_vectors()
+            self.prune_spaces()
+            repaired = self.catalog.repair_duplicates().result()
+        plan = self.scan(only, encoder.image_space)
         # New files first: a moved photo then takes its metadata from its old row, without opening the file.
         summary = Indexer(self.catalog, encoder, batch_size=batch_size).run(plan.todo, progress, control)
         if plan.deleted:
             self.catalog.delete_paths(plan.deleted).result()
-            self.catalog.sweep_vectors(encoder.model_id).result()
+            nxt = self.models.next()
+            for space in {encoder.image_space, *([nxt.image_space] if nxt else [])}:
+                self.catalog.sweep_vectors(space).result()
         if plan.changes >= COMPACT_AFTER and not summary.cancelled:
             self.tidy()
-        return Update(plan, summary)
+        switched = None
+        if not summary.cancelled:
+            switched = self._prepare_next(progress, control, batch_size, full=only is None)
+        return Update(plan, summary, switched, repaired)
+
+    def _prepare_next(self, progress, control: Control, batch_size: int, full: bool) -> str | None:
+        """Index the next model's image space; make it active when complete. Returns its id if so."""
+        nxt = self.next_encoder()
+        if nxt is None or not full:  # a full scan decides completeness; file events wait for the next one
+            return None
+        plan = self.scan(None, nxt.image_space)
+        summary = Indexer(self.catalog, nxt, batch_size=batch_size, stage=f"Preparing {nxt.model_id}") \
+            .run(plan.todo, progress, control)
+        if summary.cancelled:
+            return None
+        old = self.models.active_or_none()
+        self.models.switch_to_next()
+        if old is not None and old.image_space != nxt.image_space:
+            self.catalog.drop_space(old.image_space).result()
+        self.tidy()
+        return nxt.model_id
 
     def tidy(self) -> None:
         """Compact the database, and build or refresh the ANN index where the library is large."""
         self.catalog.compact().result()
-        model_id = self.models.active_id
-        if model_id:
-            self.catalog.ensure_ann(model_id, int(self.settings["exact_search_limit"]) + 1).result()
+        model = self.models.active_or_none()
+        if model:
+            self.catalog.ensure_ann(model.image_space, int(self.settings["exact_search_limit"]) + 1).result()
+
+    # -- models and their vectors --------------------------------------------------------------------
+    def activate(self, model_id: str) -> bool:
+        """Make a model the one search uses. True: at once (its image space is the active one's, or
+        complete). False: it is the next model, made active once an update has indexed its space."""
+        model = self.models.store.get(model_id)
+        model.verify()
+        active = self.models.active_or_none()
+        if active is None or active.image_space == model.image_space or self.space_complete(model.image_space):
+            self.models.set_active(model_id)
+            return True
+        self.models.set_next(model_id)
+        return False
+
+    def space_complete(self, space: str) -> bool:
+        """Every photo that could be read has a vector in `space`."""
+        hashes = self.catalog.photo_columns(["hash"], "status = 'ok'")["hash"]
+        if len(hashes) == 0:
+            return True
+        return bool(pc.all(pc.is_in(hashes, value_set=self.catalog.vector_hashes(space))).as_py())
+
+    def remove_model(self, model_id: str) -> None:
+        """Delete a model, and the vectors of any image space no installed model uses any more."""
+        self.models.remove(model_id)
+        with contextlib.suppress(CatalogBusy):  # another process is indexing: its next update prunes
+            with self.catalog.lock.hold("removing a model", cancelled=lambda: True):
+                self.prune_spaces()
+
+    def prune_spaces(self) -> list[str]:
+        """Drop the vectors of image spaces no installed model uses. Returns the spaces dropped."""
+        used = {m.image_space for m in self.models.store.list() if isinstance(m, StoredModel)}
+        gone = [s for s in self.catalog.spaces() if s not in used and not s.startswith("model:")]
+        for space in gone:
+            self.catalog.drop_space(space).result()
+        return gone
+
+    def _adopt_legacy_vectors(self) -> None:
+        """Vector tables of schema 1 were named by model id: give each to its model's space, or drop it."""
+        for key in list(self.catalog.spaces()):
+            if not key.startswith("model:"):
+                continue
+            try:
+                model = self.models.store.get(key[len("model:"):])
+            except Exception:  # noqa: BLE001 - not installed, or damaged: nothing can vouch for its vectors
+                model = None
+            if model is not None and model.image_space not in self.catalog.spaces():
+                self.catalog.adopt_vectors(key, model.image_space).result()
+            else:
+                self.catalog.drop_space(key).result()
+
+    # -- folders --------------------------------------------------------------------------------------
+    def remove_folder(self, path: str) -> str:
+        """Stop watching a folder and forget its photos. A running update is cancelled and waited for
+        first, so it cannot bring them back; the files are never touched."""
+        self.cancel_updates()
+        with self.catalog.lock.hold("removing a folder"):
+            folder = self.folders.remove(path)
+            model = self.models.active_or_none()
+            if model is not None:
+                self.catalog.sweep_vectors(model.image_space).result()
+        return folder
 
     # -- what the user sees about the library ---------------------------------------------------
-    def status(self) -> dict:
-        model_id = self.models.active_id
+    def status(self) -> LibraryStatus:
+        model = self.models.active_or_none()
+        nxt = self.models.next()
         per_root = {}
         for root in self.folders.list():
-            photos = self.catalog.count(f"root = {sql_str(root)} AND status = 'ok'")
-            errors = self.catalog.count(f"root = {sql_str(root)} AND status = 'error'")
-            per_root[root] = {"photos": photos, "errors": errors,
-                              "problem": scanner.root_problem(root, photos + errors)}
-        vectors = self.catalog.vector_table(model_id) if model_id else None
-        return {
-            "folders": per_root,
-            "photos": self.catalog.count("status = 'ok'"),
-            "errors": self.catalog.count("status = 'error'"),
-            "active_model": model_id,
-            "vectors": vectors.count_rows() if vectors is not None else 0,
-            "database_bytes": self.catalog.size_bytes(),
-            "database": str(self.catalog.folder),
-        }
+            photos = self.catalog.count(f"root = {sql_str(db_path(root))} AND status = 'ok'")
+            errors = self.catalog.count(f"root = {sql_str(db_path(root))} AND status = 'error'")
+            per_root[root] = FolderStatus(photos, errors, scanner.root_problem(root, photos + errors))
+        vectors = self.catalog.vector_table(model.image_space) if model else None
+        return LibraryStatus(
+            folders=per_root,
+            photos=self.catalog.count("status = 'ok'"),
+            errors=self.catalog.count("status = 'error'"),
+            active_model=self.models.active_id,
+            next_model=nxt.id if nxt else None,
+            has_model=model is not None,
+            vectors=vectors.count_rows() if vectors is not None else 0,
+            database_bytes=self.catalog.size_bytes(),
+            database=str(self.catalog.folder),
+            watch=bool(self.settings["watch"]),
+            exclude=tuple(self.settings["exclude"] or ()),
+        )
 
     def errors(self) -> list[dict]:
-        rows = self.catalog.photo_columns(["path", "error", "root"], "status = 'error'").to_pylist()
+        table = self.catalog.photo_columns(["path", "error", "root"], "status = 'error'")
+        rows = [{"path": p, "error": e, "root": r} for p, e, r in
+                zip(real_paths(table["path"]), table["error"].to_pylist(), real_paths(table["root"]))]
         return sorted(rows, key=lambda r: r["path"])
 
     def close(self) -> None:

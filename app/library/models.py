@@ -1,4 +1,5 @@
-"""The user's models: the store under the data folder, and which one is active (in settings)."""
+"""The user's models: the store under the data folder, which one is active (answers searches), and
+which one is next (its image space being indexed before it takes over; see `library`)."""
 from __future__ import annotations
 
 from model.errors import ModelError, ModelNotFound
@@ -31,22 +32,56 @@ class Models:
                              "Choose one with `glimpse models use NAME`.") from None
 
     def use(self, model_id: str) -> StoredModel:
+        """Make a model active now, whatever vectors exist (fronts call `Library.activate`, which indexes
+        a new image space before switching to it)."""
         model = self.store.get(model_id)
         model.verify()
-        self.settings["active_model"] = model_id
+        self.set_active(model_id)
         return model
+
+    def active_or_none(self) -> StoredModel | None:
+        """The active model, or None when there is none or it cannot be opened."""
+        try:
+            return self.active()
+        except ModelError:
+            return None
+
+    def next(self) -> StoredModel | None:
+        """The model whose image space is being indexed before it becomes active, if any."""
+        model_id = self.settings["next_model"]
+        if not model_id:
+            return None
+        try:
+            return self.store.get(model_id)
+        except ModelError:
+            return None
+
+    def set_active(self, model_id: str) -> None:
+        self.settings["active_model"] = model_id
+        if self.settings["next_model"]:
+            self.settings["next_model"] = None
+
+    def set_next(self, model_id: str) -> None:
+        self.settings["next_model"] = model_id
+
+    def switch_to_next(self) -> None:
+        nxt = self.settings["next_model"]
+        if nxt:
+            self.set_active(nxt)
 
     def adopt(self, model: StoredModel) -> bool:
         """Make a newly installed model active if none is. Returns whether it became active."""
         if self.active_id and self.store.exists(self.active_id):
             return self.active_id == model.id
-        self.settings["active_model"] = model.id
+        self.set_active(model.id)
         return True
 
     def remove(self, model_id: str) -> None:
         self.store.remove(model_id)
         if self.active_id == model_id:
             self.settings["active_model"] = None
+        if self.settings["next_model"] == model_id:
+            self.settings["next_model"] = None
 
     def encoder(self) -> Encoder:
         return Encoder(self.active(), provider=self.settings["provider"])

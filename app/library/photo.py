@@ -1,32 +1,21 @@
-"""Reading one photo: its content hash, its metadata (EXIF), and its pixels ready for the model.
+"""One photo as the catalog sees it: its content hash, its metadata (EXIF), and its pixels for the model.
 
 The content hash (BLAKE2b of the size, the first MiB and the last KiB) identifies a file's content
-cheaply: a moved, renamed or copied photo has the same hash and keeps its vector. Camera RAW files
-are read through the JPEG preview they embed (rawpy), which is what their thumbnails show anyway.
-Pillow's decompression-bomb guard stays on. Originals are only ever opened for reading.
+cheaply: a moved, renamed or copied photo has the same hash and keeps its vector. Files are opened
+through `model.imagefile`, the one place that reads image files (RAW, HEIC, errors, warnings).
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import os
 from dataclasses import dataclass, asdict
 
 import numpy as np
 from PIL import Image
 
-from model.errors import ImageError
-from model.preprocess import PreprocessConfig, image_errors, to_array, upright
-
-from .formats import is_raw
-
-try:  # HEIC/HEIF (iPhone photos)
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-except ImportError:  # pragma: no cover - it is a dependency
-    pillow_heif = None
+from model.imagefile import RawInfo, image_errors, open_photo
+from model.preprocess import PreprocessConfig, to_array, upright
 
 HEAD = 1 << 20
 TAIL = 1 << 10
@@ -34,6 +23,28 @@ TAIL = 1 << 10
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _MAKE, _MODEL, _ORIENTATION, _DATETIME = 271, 272, 274, 306
 _DATETIME_ORIGINAL, _DATETIME_DIGITIZED = 36867, 36868
+
+
+FULL = "f:"  # marks a hash of the whole file
+
+
+def full_hash(path: str) -> str:
+    """A hash of the whole file, for when the cheap one cannot tell an edit apart."""
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)) if hasattr(hashlib, "file_digest") \
+            else _digest_blocks(f)
+    return FULL + digest.hexdigest()
+
+
+def _digest_blocks(f):
+    h = hashlib.blake2b(digest_size=16)
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+    return h
+
+
+def is_full_hash(h: str) -> bool:
+    return h.startswith(FULL)
 
 
 def content_hash(path: str, size: int | None = None) -> str:
@@ -123,35 +134,6 @@ def meta_of(img: Image.Image, mtime: float) -> Meta:
     if not meta.taken_at:
         meta.taken_at = wall_clock(mtime)
     return meta
-
-
-@dataclass(frozen=True)
-class RawInfo:
-    format: str
-    width: int
-    height: int
-
-
-def open_photo(path: str) -> tuple[Image.Image, RawInfo | None]:
-    """Open a photo lazily. RAW files give their embedded preview, plus the RAW's own format and size."""
-    if not is_raw(path):
-        return Image.open(path), None
-    try:
-        import rawpy
-    except ImportError as e:  # pragma: no cover - it is a dependency
-        raise ImageError("RAW files need rawpy (pip install rawpy)") from e
-    try:
-        with rawpy.imread(path) as raw:
-            thumb = raw.extract_thumb()
-            s = raw.sizes
-            w, h = (s.height, s.width) if s.flip in (5, 6) else (s.width, s.height)
-    except (rawpy.LibRawError, OSError, ValueError) as e:
-        raise ImageError(f"RAW file without a readable preview ({type(e).__name__})") from e
-    if thumb.format == rawpy.ThumbFormat.JPEG:
-        img = Image.open(io.BytesIO(thumb.data))
-    else:
-        img = Image.fromarray(np.asarray(thumb.data))
-    return img, RawInfo(os.path.splitext(path)[1].lstrip(".").upper(), w, h)
 
 
 def _with_raw(meta: Meta, raw: RawInfo | None) -> Meta:

@@ -11,11 +11,10 @@ import os
 import tempfile
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
-from model.preprocess import image_errors, to_rgb
+from model.imagefile import decode, image_errors
 
-from .photo import open_photo
 
 
 class Thumbnails:
@@ -38,13 +37,8 @@ class Thumbnails:
             target = self.cached(path)
             if target.exists():
                 return target
-            img, _ = open_photo(path)
-            with img:
-                if img.format == "JPEG":
-                    img.draft("RGB", (self.size, self.size))
-                img.load()
-                thumb = to_rgb(ImageOps.exif_transpose(img) or img)
-                thumb.thumbnail((self.size, self.size), Image.Resampling.BICUBIC, reducing_gap=2.0)
+            thumb = decode(path, self.size)
+            thumb.thumbnail((self.size, self.size), Image.Resampling.BICUBIC, reducing_gap=2.0)
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
             try:

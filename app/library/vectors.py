@@ -1,4 +1,4 @@
-"""One model's vectors held in memory for exact search, kept in step with the catalog cheaply.
+"""One image space's vectors held in memory for exact search, kept in step with the catalog cheaply.
 
 The vectors are cached in the order they were first loaded, one row per distinct content. When the
 catalog changes, only vectors not seen before are read (a photo added while indexing costs its own
@@ -15,9 +15,9 @@ from .catalog import Catalog
 
 
 class VectorCache:
-    def __init__(self, catalog: Catalog, model_id: str, dim: int):
+    def __init__(self, catalog: Catalog, space: str, dim: int):
         self.catalog = catalog
-        self.model_id = model_id
+        self.space = space
         self.hashes = pa.array([], pa.string())
         self._buffer = np.zeros((0, dim), np.float32)  # rows beyond len(self) are spare room
         self.matrix = self._buffer[:0]
@@ -27,19 +27,19 @@ class VectorCache:
 
     def refresh(self) -> int:
         """Read the vectors added since the last refresh. Returns how many were read."""
-        current = self.catalog.vector_hashes(self.model_id)
+        current = self.catalog.vector_hashes(self.space)
         new = pc.filter(current, pc.invert(pc.is_in(current, value_set=self.hashes)))
         if len(new) == 0:
             return 0
         gone = len(self.hashes) - (len(current) - len(new))
         if len(new) > max(2000, len(current) // 4) or gone > len(current) // 4:
-            hashes, matrix = self.catalog.vectors(self.model_id)
+            hashes, matrix = self.catalog.vectors(self.space)
             self.hashes, self._buffer = pa.array(hashes, pa.string()), matrix
             self.matrix = self._buffer[: len(hashes)]
             return len(hashes)
         wanted = new.to_pylist()
         for i in range(0, len(wanted), 500):
-            hashes, vectors = self.catalog.vectors(self.model_id, wanted[i:i + 500])
+            hashes, vectors = self.catalog.vectors(self.space, wanted[i:i + 500])
             self._append(hashes, vectors)
         return len(wanted)
 

@@ -6,11 +6,19 @@ batch goes anyway, and a file caught half-written is redone at its next event), 
 and folders are rescanned with the scanner and indexed, so the catalog always follows what is on disk,
 not what the events claimed. A full reconcile scan runs at start, after the kernel's event queue
 overflowed, every `reconcile_every` seconds, and when a root that was missing comes back.
+
+Every `check_every` seconds (cheap: one `stat` per folder) the watcher follows what changed without an
+event: the settings file (folders added or removed, exclusions changed, by another process too), and
+the roots, mount points, out-of-sight folders and link targets of the last scan (a drive plugged in,
+unplugged or mounted again). Either brings a reconcile, and the watches follow. inotify does not follow
+symlinks, so each symlinked folder the scan followed gets a watch of its own on its target, whose
+events are mapped back to the path under the root. Events outside the current roots are dropped.
 """
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from typing import Callable
@@ -21,13 +29,17 @@ from watchdog.observers import Observer
 from .formats import is_photo_name
 from .indexer import Control, Progress
 from .library import Library, Update
+from .scanner import Plan
 
 log = logging.getLogger(__name__)
 
 
 class _Events(FileSystemEventHandler):
-    def __init__(self, watcher: "Watcher"):
+    """Events of a root's watch, or of a link target's watch (`target`: paths are mapped to the links)."""
+
+    def __init__(self, watcher: "Watcher", target: str | None = None):
         self.watcher = watcher
+        self.target = target
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
@@ -36,8 +48,22 @@ class _Events(FileSystemEventHandler):
             if not path:
                 continue
             path = os.fsdecode(path)
-            if event.is_directory or is_photo_name(os.path.basename(path)):
-                self.watcher.touch(path)
+            if event.is_directory or is_photo_name(os.path.basename(path)) or self.watcher.is_link(path):
+                for seen_as in self.watcher.paths_under_roots(path, self.target):
+                    self.watcher.touch(seen_as)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """Which folder is at `path` now (None: none): it changes when a drive is mounted or plugged in."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 class _Overflow(logging.Handler):
@@ -56,8 +82,12 @@ class Watcher:
     def __init__(self, library: Library, on_update: Callable[[Update], None] | None = None,
                  on_progress: Callable[[Progress], None] | None = None, quiet: float = 1.0,
                  reconcile_every: float | None = 900.0, control: Control | None = None, max_wait: float = 10.0,
-                 on_busy: Callable[[bool], None] | None = None, observe: bool = True):
+                 on_busy: Callable[[bool], None] | None = None, observe: bool = True,
+                 run_update: Callable[..., Update] | None = None, check_every: float = 2.0):
         self.library = library
+        # How a batch is indexed: `run_update(progress, control, only=…)`, by default `library.update`
+        # (the window passes one that queues it in its job runner and waits for it).
+        self.run_update = run_update or library.update
         self.on_update = on_update
         self.on_progress = on_progress
         self.on_busy = on_busy  # called with True when work starts and False when it ends
@@ -65,6 +95,7 @@ class Watcher:
         self.quiet = quiet
         self.max_wait = max_wait  # a file that never stops changing does not hold back the others
         self.reconcile_every = reconcile_every
+        self.check_every = check_every  # settings and folders without events (see the module's notes)
         self.control = control or Control()
         self._pending: set[str] = set()
         self._last_event = 0.0
@@ -73,7 +104,14 @@ class Watcher:
         self._wake = threading.Condition()
         self._stop = False
         self._observer = None
-        self._watched: dict[str, object] = {}
+        self._watched: dict[str, tuple[object, tuple]] = {}   # root -> (its watch, its identity then)
+        self._root_ids: dict[str, tuple | None] = {}          # root -> identity at the last reconcile
+        self._polled: dict[str, tuple | None] = {}            # other folders to follow -> identity
+        self._mount_points: set[str] = set()
+        self._rewatch: set[str] = set()                       # roots whose watch must be made again
+        self._links: dict[str, list[str]] = {}                # link target -> the links to it, under roots
+        self._link_paths: frozenset[str] = frozenset()
+        self._link_watches: dict[str, tuple[object, tuple]] = {}
         self._thread: threading.Thread | None = None
         self._overflow = _Overflow(self)
         self.error: str | None = None
@@ -91,6 +129,17 @@ class Watcher:
         with self._wake:
             self._reconcile = True
             self._wake.notify()
+
+    def is_link(self, path: str) -> bool:
+        """A symlink made (a folder, maybe) or a known symlinked folder removed: the scan must look."""
+        return path in self._link_paths or os.path.islink(path)
+
+    def paths_under_roots(self, path: str, target: str | None) -> list[str]:
+        """`path` as the catalog sees it: through the links to `target` when it came from a target's watch."""
+        if target is None:
+            return [path]
+        rest = path[len(target):] if _within(path, target) else None
+        return [] if rest is None else [link + rest for link in self._links.get(target, ())]
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> "Watcher":
@@ -125,41 +174,115 @@ class Watcher:
     _busy = False
 
     def _watch_roots(self) -> None:
+        """Watch the roots there are now; a root that came back, or was mounted again, is watched anew."""
+        roots = set(self.library.folders.list())
+        self._root_ids = {root: _identity(root) for root in roots}
+        rewatch, self._rewatch = self._rewatch, set()
         if self._observer is None:
             return
-        roots = set(self.library.folders.list())
         for root in list(self._watched):
-            if root not in roots or not os.path.isdir(root):
-                self._observer.unschedule(self._watched.pop(root))
+            if root not in roots or root in rewatch or self._root_ids[root] != self._watched[root][1]:
+                self._unschedule(self._watched.pop(root)[0])
         for root in roots - set(self._watched):
-            if os.path.isdir(root):
+            if self._root_ids[root] is not None:
                 try:
-                    self._watched[root] = self._observer.schedule(_Events(self), root, recursive=True)
+                    watch = self._observer.schedule(_Events(self), root, recursive=True)
+                    self._watched[root] = (watch, self._root_ids[root])
                 except OSError as e:  # e.g. the inotify watch limit
                     self.error = f"{root}: cannot watch for changes ({e}); rescanning every few minutes instead"
+
+    def _watch_links(self, linked: dict[str, str], replace: bool) -> None:
+        """A watch on the target of each symlinked folder a scan followed (those outside every root)."""
+        roots = self.library.folders.list()
+        links = {} if replace else {t: list(ls) for t, ls in self._links.items()}
+        for link, target in linked.items():
+            if not any(_within(target, r) for r in roots):
+                links.setdefault(target, [])
+                if link not in links[target]:
+                    links[target].append(link)
+        self._links = links
+        self._link_paths = frozenset(link for ls in links.values() for link in ls)
+        if self._observer is None:
+            return
+        for target in list(self._link_watches):
+            if target not in links or _identity(target) != self._link_watches[target][1]:
+                self._unschedule(self._link_watches.pop(target)[0])
+        for target in links:
+            ident = _identity(target)
+            if target not in self._link_watches and ident is not None:
+                try:
+                    self._link_watches[target] = (
+                        self._observer.schedule(_Events(self, target), target, recursive=True), ident)
+                except OSError as e:
+                    self.error = f"{target}: cannot watch for changes ({e}); rescanning every few minutes instead"
+
+    def _unschedule(self, watch) -> None:
+        try:
+            self._observer.unschedule(watch)
+        except (KeyError, OSError):  # its folder is gone, and watchdog let go of it already
+            pass
+
+    def _after_scan(self, plan: Plan, full: bool) -> None:
+        """Follow what the scan met: symlinked folders to watch, folders to poll."""
+        self._watch_links(plan.linked_dirs, replace=full)
+        if full:
+            self._mount_points = set(plan.mount_points)
+            self._polled = {}
+        for path in (*plan.kept, *plan.mount_points, *self._links):
+            self._polled[path] = _identity(path)
+
+    def _follow(self) -> None:
+        """Settings other processes changed; roots and polled folders that appeared, went or were mounted."""
+        try:
+            changed = self.library.settings.reload()
+        except Exception as e:  # noqa: BLE001 - an unreadable settings file: keep what we have
+            log.warning("watcher: settings: %s", e)
+            changed = set()
+        roots = self.library.folders.list()
+        if (changed & {"folders", "exclude"} or set(roots) != set(self._root_ids)
+                or any(_identity(r) != self._root_ids[r] for r in roots)):
+            self.request_reconcile()
+        for path, before in list(self._polled.items()):
+            now = _identity(path)
+            if now != before:
+                self._polled[path] = now
+                if path in self._mount_points:  # the root's watch is on the folder under the mount
+                    self._rewatch.update(r for r in self._root_ids if _within(path, r))
+                self.request_reconcile()
 
     # -- work side (watcher thread) ------------------------------------------------------------------
     def _loop(self) -> None:
         next_reconcile = time.monotonic() + (self.reconcile_every or float("inf"))
+        next_check = 0.0
         while True:
+            if time.monotonic() >= next_check:
+                self._follow()
+                next_check = time.monotonic() + self.check_every
             with self._wake:
-                while not self._stop:
+                work = False
+                while not self._stop and not work:
                     now = time.monotonic()
-                    if self._reconcile:
-                        break
-                    if self._pending and (now - self._last_event >= self.quiet
-                                          or now - self._first_event >= self.max_wait):
-                        break
                     if now >= next_reconcile:
                         self._reconcile = True
+                    work = self._reconcile or bool(self._pending) and (
+                        now - self._last_event >= self.quiet or now - self._first_event >= self.max_wait)
+                    if work or now >= next_check:
                         break
                     wait = self.quiet if self._pending else min(5.0, max(0.05, next_reconcile - now))
-                    self._wake.wait(wait)
+                    self._wake.wait(min(wait, next_check - now))
                 if self._stop:
                     return
+                if not work:
+                    continue
+            self._follow()  # the batch is checked against the folders as they are now
+            next_check = time.monotonic() + self.check_every
+            with self._wake:
                 full, self._reconcile = self._reconcile, False
-                only = None if full else sorted(self._pending)
+                roots = self.library.folders.list()
+                only = None if full else sorted(p for p in self._pending if any(_within(p, r) for r in roots))
                 self._pending.clear()
+                if only == []:
+                    continue  # only events outside the watched folders
                 self._busy = True
             if self.on_busy:
                 self.on_busy(True)
@@ -167,7 +290,8 @@ class Watcher:
                 if full:
                     self._watch_roots()
                     next_reconcile = time.monotonic() + (self.reconcile_every or float("inf"))
-                update = self.library.update(self.on_progress, self.control, only=only)
+                update = self.run_update(self.on_progress, self.control, only=only)
+                self._after_scan(update.plan, full and not update.summary.cancelled)
                 if self.on_update and (update.plan.changes or update.plan.problems):
                     self.on_update(update)
             except Exception as e:  # keep watching; the next change or reconcile retries

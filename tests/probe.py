@@ -30,6 +30,7 @@ class StallProbe(QObject):
         return self
 
     def stop(self) -> float:
+        self._tick()  # a stall that lasts until now counts too
         self.timer.stop()
         return self.longest_ms
 

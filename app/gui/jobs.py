@@ -1,0 +1,280 @@
+"""The window's job runner: heavy work runs here, one task at a time, in the order asked.
+
+Indexing (each batch the watcher sends), getting a model (download or import), switching to a model
+(making its vectors) and, later, training are each a `Task` subclass, as in Vorta's jobs manager: one
+class per operation, `run(job)` doing the work on the runner's thread through a `model.jobs.Job`
+(progress out; pause and cancel in, the same for every task), and `then(task)` following on the GUI
+thread. The runner's signals are all the status bar needs. A task the user asked for does not wait
+behind a long indexing run: indexing stops at its next batch (the catalog keeps what was done), the
+user's task runs, then indexing is sent again (`Backend._run_update`). Closing cancels every task; a
+download stops at its next progress report. `app.tasks` (the catalog, and torch for a model) is
+imported by the tasks when they run, never with the window.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from model.jobs import Cancelled, Control, Job, Progress
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 0.1  # seconds between progress signals of one stage
+
+
+class Task:
+    """One piece of heavy work. Subclasses set `title` and write `run`."""
+    title = "Working"
+    noun = ""               # what `done` and `total` count ("photos"); "" for steps, "bytes" for sizes
+    pausable = False        # Pause/Resume applies
+    yields = False          # stops at its next batch for a task the user asked for (indexing)
+    sticky_pause = False    # a pause outlasts the task: the next task of its class starts paused
+    close_wait = 30.0       # seconds closing waits for it to stop (a batch of indexing ends within this)
+
+    def __init__(self):
+        self.control = Control()
+        self.state = "queued"          # queued | running | done | failed | cancelled
+        self.result = None
+        self.message = ""              # why it failed (one line)
+        self.progress: Progress | None = None
+        self.waiting_for = ""          # while queued: what it waits for, for people
+        self.by_user = False           # the user cancelled it
+        self.preempted = False         # it stepped aside for a user's task
+        self.then: Callable[[Task], None] | None = None  # on the GUI thread, once it has ended
+        self.say: Callable[[str], None] = lambda text: None  # a note for the user, while it runs
+        self.finished = threading.Event()
+
+    def run(self, job: Job):
+        raise NotImplementedError
+
+
+class IndexTask(Task):
+    """One batch of the watcher: scan, index what is new or changed, forget what is gone."""
+    title = "Looking for changes"
+    noun = "photos"
+    pausable = yields = sticky_pause = True
+
+    def __init__(self, library, only: list[str] | None = None):
+        super().__init__()
+        self.library, self.only = library, only
+
+    def run(self, job: Job):
+        from app import tasks
+
+        self.result = tasks.index(self.library, job, only=self.only, on_wait=self.say)
+        job.check()  # stopped by a cancel: the task ends as cancelled, its Update kept in `result`
+        return self.result
+
+
+class ObtainTask(Task):
+    """Download a known model, or import a model folder; either way it is installed (and adopted).
+    It stops at its next progress report; closing does not wait long for that (a stalled download, a big
+    export): nothing is installed until its last step, and the store sweeps a half install at its next open."""
+    close_wait = 5.0
+
+    def __init__(self, library, name: str | None = None, path: str | None = None):
+        super().__init__()
+        self.library, self.name, self.path = library, name, path
+        self.title = f"Importing {Path(path).name}" if path else f"Downloading {name or 'the default model'}"
+
+    def run(self, job: Job):
+        from app import tasks
+
+        if self.path:
+            return tasks.import_model(self.library, self.path, job)
+        return tasks.pull(self.library, self.name, job)
+
+
+class ActivateTask(Task):
+    """Make a model the one search uses: at once when it sees photos as the active one does, else after
+    its vectors are made (search keeps the active model meanwhile). Returns whether it is active."""
+    noun = "photos"
+    pausable = True
+
+    def __init__(self, library, model_id: str):
+        super().__init__()
+        self.library, self.model_id = library, model_id
+        self.title = f"Switching to {model_id}"
+
+    def run(self, job: Job) -> bool:
+        from app import tasks
+
+        old = self.library.models.active_id
+        if tasks.activate(self.library, self.model_id, job, index=False):
+            return True
+        self.say(f"Preparing {self.model_id}: search keeps {old} until its vectors are made.")
+        update = tasks.index(self.library, job, on_wait=self.say)  # makes its vectors; then it takes over
+        job.check()
+        return update.switched_to == self.model_id
+
+
+class JobRunner(QObject):
+    changed = Signal()                   # a task was queued, started, paused or ended
+    started = Signal(object)             # task
+    progressed = Signal(object, object)  # task, Progress
+    ended = Signal(object)               # task; its state says done, failed or cancelled
+    said = Signal(str)                   # a running task's note for the user
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.current: Task | None = None
+        self._queue: deque[Task] = deque()
+        self._cv = threading.Condition()
+        self._held: set[type] = set()   # task classes the user paused (indexing stays paused)
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.ended.connect(self._then)
+
+    # -- asking --------------------------------------------------------------------------------------
+    def submit(self, task: Task, then: Callable[[Task], None] | None = None) -> Task:
+        """Queue a task (it runs when those before it have ended). Any thread."""
+        task.then = then
+        task.say = self.said.emit
+        with self._cv:
+            if self._closed:
+                task.state, task.message = "cancelled", "Glimpse is closing."
+                task.finished.set()
+                return task
+            if type(task) in self._held:
+                task.control.pause()
+            running = self.current
+            if running is not None and not task.yields:
+                if running.yields:  # indexing steps aside at its next batch
+                    running.preempted = True
+                    running.control.cancel()
+                task.waiting_for = ("indexing to pause" if running.yields else
+                                    f"{running.title[:1].lower()}{running.title[1:]} to finish")
+            elif self._queue:
+                task.waiting_for = f"{len(self._queue)} earlier task{'s' if len(self._queue) > 1 else ''}"
+            if task.yields:
+                self._queue.append(task)
+            else:  # the user's tasks go before queued indexing
+                at = next((i for i, t in enumerate(self._queue) if t.yields), len(self._queue))
+                self._queue.insert(at, task)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="glimpse-jobs", daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+        self.changed.emit()
+        return task
+
+    def cancel(self, task: Task | None = None, by_user: bool = True) -> None:
+        """Cancel a task (default: the running one); a queued one leaves the queue at once. Any thread."""
+        with self._cv:
+            task = task or self.current
+            if task is None or task.finished.is_set():
+                return
+            task.by_user = by_user
+            queued = task in self._queue
+            if queued:
+                self._queue.remove(task)
+                task.state = "cancelled"
+            task.control.cancel()
+        if queued:
+            task.finished.set()
+            self.ended.emit(task)
+            self.changed.emit()
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume the running task, where that applies (a paused indexing stays paused)."""
+        task = self.current
+        if task is None or not task.pausable:
+            return
+        (task.control.pause if paused else task.control.resume)()
+        if task.sticky_pause:
+            (self._held.add if paused else self._held.discard)(type(task))
+        self.changed.emit()
+
+    # -- what is going on ----------------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        task = self.current
+        return bool(task and task.control.paused)
+
+    @property
+    def busy(self) -> bool:
+        with self._cv:
+            return self.current is not None or bool(self._queue)
+
+    def queued(self) -> list[Task]:
+        with self._cv:
+            return list(self._queue)
+
+    def find(self, kind: type) -> Task | None:
+        """The running or queued task of this class, if any."""
+        with self._cv:
+            return next((t for t in [self.current, *self._queue] if isinstance(t, kind)), None)
+
+    # -- running (the runner's thread) ---------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                task = self.current = self._queue.popleft()
+                task.state = "running"
+            self.started.emit(task)
+            self.changed.emit()
+            self._run(task)
+            with self._cv:
+                self.current = None
+            self.ended.emit(task)
+            task.finished.set()
+            self.changed.emit()
+
+    def _run(self, task: Task) -> None:
+        last = {"stage": None, "at": 0.0}
+
+        def progress(p: Progress) -> None:
+            task.progress = p
+            now = time.monotonic()
+            if p.stage != last["stage"] or now - last["at"] >= PROGRESS_EVERY or (p.total and p.done >= p.total):
+                last["stage"], last["at"] = p.stage, now
+                self.progressed.emit(task, p)
+
+        job = Job(progress, task.control)
+        try:
+            job.check()  # cancelled while queued, or held paused: waits here
+            task.result = task.run(job)
+            task.state = "done"
+        except Cancelled:
+            task.state = "cancelled"
+        except Exception as e:  # noqa: BLE001 - every failure becomes one line for the user
+            from app import tasks
+
+            task.state, task.message = "failed", tasks.user_message(e)
+            log.warning("%s failed: %s", task.title, task.message, exc_info=not isinstance(e, tasks.USER_ERRORS))
+
+    def _then(self, task: Task) -> None:  # GUI thread
+        if task.then is not None and not self._closed:
+            task.then(task)
+
+    # -- closing -------------------------------------------------------------------------------------
+    def close(self) -> bool:
+        """Cancel the running task and drop the queued ones; wait for the runner to stop, at most the
+        running task's `close_wait`. True once stopped (otherwise its daemon thread ends with the process)."""
+        with self._cv:
+            self._closed = True
+            dropped = list(self._queue)
+            self._queue.clear()
+            wait = 0.0
+            if self.current is not None:
+                self.current.control.cancel()
+                wait = self.current.close_wait
+            self._cv.notify_all()
+            thread = self._thread
+        for task in dropped:
+            task.state = "cancelled"
+            task.finished.set()
+        if thread is not None:
+            thread.join(wait or 5.0)  # an idle runner stops at once
+            return not thread.is_alive()
+        return True

@@ -1,0 +1,63 @@
+"""Getting, choosing and removing models: the same steps for the CLI and the window.
+
+torch and open_clip are imported only inside `pull` and `import_model` (through `model.obtain`),
+never when this module is imported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.library.library import Library
+from model.jobs import Job
+from model.store import StoredModel
+
+
+@dataclass(frozen=True)
+class Obtained:
+    model: StoredModel
+    active: bool      # it is the model search uses now (the first model, or it replaced the active one)
+
+
+def _adopt(library: Library, model: StoredModel) -> Obtained:
+    """A new model becomes active if there was none; a re-import of the active model's name stays active."""
+    return Obtained(model, library.models.adopt(model))
+
+
+def pull(library: Library, name: str | None, job: Job, quiet: bool = True) -> Obtained:
+    """Download a pretrained model (the default one when `name` is None) and install it."""
+    from model import registry
+    from model.obtain import pull as obtain_pull
+
+    model = obtain_pull(library.models.store, name or registry.default().name, progress=job.report, quiet=quiet)
+    return _adopt(library, model)
+
+
+def import_model(library: Library, path: str | Path, job: Job, architecture: str | None = None,
+                 name: str | None = None) -> Obtained:
+    """Import an open_clip folder, or a weights file with its architecture, and install it."""
+    from model.obtain import import_path
+
+    model = import_path(library.models.store, path, architecture=architecture, name=name, progress=job.report)
+    return _adopt(library, model)
+
+
+def activate(library: Library, model_id: str, job: Job, index: bool = True) -> bool:
+    """Make `model_id` the model search uses. Returns True once it is active.
+
+    A model sharing the active one's image space (or whose space is complete) is active at once and
+    re-encodes nothing. Otherwise it becomes the next model; with `index`, its space is indexed now
+    (search keeps the old model meanwhile) and it takes over when done. A cancel leaves it next, and
+    the next update carries on where this one stopped."""
+    if library.activate(model_id):
+        return True
+    if not index:
+        return False
+    update = library.update(progress=job.progress, control=job.control)
+    job.check()
+    return update.switched_to == model_id
+
+
+def remove_model(library: Library, model_id: str) -> None:
+    """Delete a model, and drop the vectors no installed model can use any more."""
+    library.remove_model(model_id)

@@ -1,0 +1,109 @@
+"""One writer at a time: two `glimpse index` runs, a writer that waits and can be cancelled, and a folder
+removed while it is being indexed."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pyarrow.compute as pc
+
+from conftest import ROOT, make_photos
+from model.jobs import Control
+
+
+def _unique(library) -> tuple[int, int, int, int]:
+    rows = library.catalog.photo_columns(["path"])["path"]
+    vectors = library.catalog.vector_hashes(library.models.active().image_space)
+    return len(rows), len(pc.unique(rows)), len(vectors), len(pc.unique(vectors))
+
+
+def test_two_index_runs_at_once_neither_crash_nor_duplicate(library, tmp_path, glimpse_home):
+    root = tmp_path / "photos"
+    make_photos(root, 300, size=(640, 480))
+    library.folders.add(str(root))
+    env = {**os.environ, "GLIMPSE_HOME": str(glimpse_home)}
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "app", "index", "--batch-size", "4"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = start()
+    deadline = time.monotonic() + 60
+    while library.catalog.count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(first.pid, signal.SIGSTOP)  # hold the first mid-way, so the two surely overlap
+    assert first.poll() is None and library.catalog.count() < 300, "the first run should still be indexing"
+    try:
+        second = start()
+        told = second.stderr.readline()
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    assert f"process {first.pid}) is indexing; waiting for it to finish" in told
+    outputs = [p.communicate(timeout=300) for p in (first, second)]
+    for p, (out, err) in zip((first, second), outputs):
+        assert p.returncode == 0 and "Traceback" not in err, err
+    assert outputs[0][0].startswith("300 indexed") and outputs[1][0].startswith("0 indexed"), outputs
+    assert _unique(library) == (300, 300, 300, 300)
+
+
+def _hold_lock(glimpse_home, seconds: float) -> subprocess.Popen:
+    """Another process holding the catalog's writer lock (as a `glimpse index` would)."""
+    code = ("import sys, time; from app.library.library import Library; lib = Library(); "
+            "h = lib.catalog.lock.hold('indexing'); h.__enter__(); print('held', flush=True); "
+            f"time.sleep({seconds})")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "GLIMPSE_HOME": str(glimpse_home)})
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_writer_waits_for_another_process_says_so_and_can_be_cancelled(library, tmp_path, glimpse_home):
+    root = tmp_path / "photos"
+    make_photos(root, 4)
+    library.folders.add(str(root))
+    library.catalog  # opened before the other process takes the lock
+    holder = _hold_lock(glimpse_home, 60)
+    try:
+        told, control, result = [], Control(), {}
+        worker = threading.Thread(target=lambda: result.setdefault(
+            "update", library.update(control=control, on_wait=told.append)))
+        worker.start()
+        deadline = time.monotonic() + 20
+        while not told and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert told and f"process {holder.pid}" in told[0] and "indexing" in told[0]
+        assert library.catalog.count() == 0
+        control.cancel()
+        worker.join(10)
+        assert not worker.is_alive() and result["update"].summary.cancelled
+        assert library.catalog.count() == 0, "nothing was written beside the other process"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert library.update().summary.encoded == 4, "once the lock is free, the update runs"
+
+
+def test_a_folder_removed_while_it_is_indexed_stays_removed(library, tmp_path):
+    root = tmp_path / "photos"
+    make_photos(root, 240, size=(480, 360))
+    library.folders.add(str(root))
+    midway = threading.Event()
+
+    def progress(p):
+        if p.done >= 40:
+            midway.set()
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("update", library.update(progress, batch_size=4)))
+    worker.start()
+    assert midway.wait(60)
+    library.remove_folder(str(root))
+    assert not worker.is_alive() and result["update"].summary.cancelled, "the update was cancelled and waited for"
+    worker.join(60)
+    assert library.catalog.count() == 0
+    assert len(library.catalog.vector_hashes(library.models.active().image_space)) == 0
+    library.update()
+    assert library.catalog.count() == 0 and library.folders.list() == []
