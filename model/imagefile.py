@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 try:  # HEIC/HEIF (iPhone photos)
     import pillow_heif
@@ -86,7 +86,8 @@ def open_photo(path: str | Path) -> tuple[Image.Image, RawInfo | None]:
     except ImportError as e:  # pragma: no cover - it is a dependency
         raise ImageError("RAW files need rawpy (pip install rawpy)") from e
     try:
-        with rawpy.imread(path) as raw:
+        # LibRaw takes a UTF-8 path; a name that is not UTF-8 is handed over as an open file instead.
+        with (rawpy.imread(path) if path.isascii() or _utf8(path) else _raw_from_file(rawpy, path)) as raw:
             thumb = raw.extract_thumb()
             s = raw.sizes
             w, h = (s.height, s.width) if s.flip in (5, 6) else (s.width, s.height)
@@ -99,11 +100,63 @@ def open_photo(path: str | Path) -> tuple[Image.Image, RawInfo | None]:
     return img, RawInfo(os.path.splitext(path)[1].lstrip(".").upper(), w, h)
 
 
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _raw_from_file(rawpy, path: str):
+    with open(path, "rb") as f:
+        return rawpy.imread(f)
+
+
+def upright_rgb(img: Image.Image, longest: int | None = None) -> Image.Image:
+    """Load an opened image (a JPEG at the smallest DCT scale covering `longest`), apply EXIF orientation, RGB."""
+    with image_errors():
+        if longest and img.format == "JPEG":
+            img.draft("RGB", (longest, longest))
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow image to 8-bit RGB: palette, CMYK, 16-bit and float, with or without alpha."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return Image.fromarray(_to_uint8(np.asarray(img)), "L").convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    try:
+        return img.convert("RGB")
+    except ValueError as e:
+        raise ImageError(f"unsupported colour mode {mode}") from e
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """Scale a 16-bit, 32-bit or float greyscale array to 0..255."""
+    if a.dtype.kind == "f":
+        a = np.nan_to_num(a.astype(np.float64))
+        hi = max(1.0, float(a.max(initial=0.0)))
+    else:
+        hi = 65535.0 if a.max(initial=0) > 255 else 255.0
+    return np.clip(a * (255.0 / hi) + 0.5, 0, 255).astype(np.uint8)
+
+
 def decode(path: str | Path, longest: int | None = None) -> Image.Image:
     """A photo as an upright RGB image. With `longest`, a JPEG is decoded at the smallest DCT scale whose
     sides still cover `longest` pixels (up to 8x less work), before its EXIF orientation is applied."""
-    from .preprocess import upright_rgb
-
     with image_errors():
         img, _ = open_photo(path)
         with img:

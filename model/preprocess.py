@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import BinaryIO, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from .imagefile import ImageError, image_errors
+from .imagefile import decode, image_errors, to_rgb, upright_rgb
 
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 
@@ -61,56 +61,18 @@ def upright(img: Image.Image, cfg: PreprocessConfig | None = None) -> Image.Imag
     return upright_rgb(img, max(cfg.size) if cfg is not None else None)
 
 
-def upright_rgb(img: Image.Image, longest: int | None = None) -> Image.Image:
-    """Load an opened image (a JPEG at the smallest DCT scale covering `longest`), apply EXIF orientation, RGB."""
-    with image_errors():
-        if longest and img.format == "JPEG":
-            img.draft("RGB", (longest, longest))
-        img.load()
-        img = ImageOps.exif_transpose(img) or img
-        return to_rgb(img)
-
-
 def open_image(source: str | Path | BinaryIO, cfg: PreprocessConfig | None = None) -> Image.Image:
-    """Decode an image file to an upright RGB image.
+    """Decode an image file (through `model.imagefile`: RAW and HEIC too) to an upright RGB image.
 
     With `cfg`, JPEGs are decoded at the smallest DCT scale that still covers the model's
     input (`Image.draft`, up to 8x less work), before the EXIF orientation is applied.
     Pillow's decompression-bomb guard stays on. Errors become `ImageError` with the reason.
     """
+    longest = max(cfg.size) if cfg is not None else None
+    if isinstance(source, (str, Path)):
+        return decode(source, longest)
     with image_errors():
-        return upright(Image.open(source), cfg)
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any Pillow image to 8-bit RGB: palette, CMYK, 16-bit and float, with or without alpha."""
-    mode = img.mode
-    if mode == "RGB":
-        return img
-    if mode in ("I", "F") or mode.startswith("I;16"):
-        return Image.fromarray(_to_uint8(np.asarray(img)), "L").convert("RGB")
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif mode in ("LA", "La", "PA", "RGBa"):
-        img = img.convert("RGBA")
-    if img.mode == "RGBA":
-        background = Image.new("RGB", img.size, (255, 255, 255))
-        background.paste(img, mask=img.getchannel("A"))
-        return background
-    try:
-        return img.convert("RGB")
-    except ValueError as e:
-        raise ImageError(f"unsupported colour mode {mode}") from e
-
-
-def _to_uint8(a: np.ndarray) -> np.ndarray:
-    """Scale a 16-bit, 32-bit or float greyscale array to 0..255."""
-    if a.dtype.kind == "f":
-        a = np.nan_to_num(a.astype(np.float64))
-        hi = max(1.0, float(a.max(initial=0.0)))
-    else:
-        hi = 65535.0 if a.max(initial=0) > 255 else 255.0
-    return np.clip(a * (255.0 / hi) + 0.5, 0, 255).astype(np.uint8)
+        return upright_rgb(Image.open(source), longest)
 
 
 def _resized_shortest(w: int, h: int, target: int) -> tuple[int, int]:

@@ -166,3 +166,160 @@ def test_a_model_that_sees_photos_differently_is_prepared_first(qtbot, library, 
     search(qtbot, w, "a lake")
     assert w.model.rowCount() == 6
     close_window(qtbot, w)
+
+
+# -- edits of the library go through the runner too ------------------------------------------------------
+
+def _record(runner) -> list:
+    """(start|end, task) for every task the runner runs, in order."""
+    events = []
+    runner.started.connect(lambda task: events.append(("start", task)))
+    runner.ended.connect(lambda task: events.append(("end", task)))
+    return events
+
+
+def _one_at_a_time(events) -> None:
+    running = None
+    for kind, task in events:
+        if kind == "start":
+            assert running is None, f"{task.title} started while {running.title} ran"
+            running = task
+        elif task.state != "cancelled" or running is task:  # a queued task cancelled never started
+            assert task is running, f"{task.title} ended while {running and running.title} ran"
+            running = None
+
+
+def _hold_at(runner, kind, stage: str):
+    """Hold the runner at the first progress of `stage` in a task of `kind`, until the returned gate is
+    set; `reached` is set once it holds there."""
+    gate, reached = threading.Event(), threading.Event()
+
+    def hold(task, p):  # on the runner's thread
+        if isinstance(task, kind) and p.stage.startswith(stage) and not reached.is_set():
+            reached.set()
+            gate.wait(WAIT / 1000)
+
+    runner.progressed.connect(hold, Qt.ConnectionType.DirectConnection)
+    return gate, reached
+
+
+def test_removing_the_model_being_prepared_keeps_the_active_ones_vectors(qtbot, library, tmp_path, tiny_variants):
+    from app.gui.jobs import ActivateTask, RemoveModelTask
+    from conftest import install_copy
+
+    install_copy(library, tiny_variants["tiny-other"])
+    make_photos(tmp_path / "Pics", 40)
+    w = indexed_window(qtbot, library, [tmp_path / "Pics"], photos=40)
+    old, runner = w.status.active_model, w.backend.runner
+    assert w.status.vectors == 40
+    events, seen = _record(runner), []
+    w.backend.message.connect(seen.append)
+    gate, reached = _hold_at(runner, ActivateTask, "Preparing tiny-other")
+    _use(qtbot, w, "tiny-other")
+    qtbot.waitUntil(reached.is_set, timeout=WAIT)  # its vectors are half made
+    w.backend.remove_model("tiny-other")
+    gate.set()
+    qtbot.waitUntil(lambda: "Removed tiny-other." in seen, timeout=WAIT)
+    wait_idle(qtbot, w, photos=40)
+    qtbot.waitUntil(lambda: w.status.active_model == old and w.status.next_model is None, timeout=WAIT)
+    assert w.status.vectors == 40  # search keeps every vector of the active model
+    assert "tiny-other" not in library.models.store.ids()
+    assert not [m for m in seen if m.startswith(("Stopped preparing", "Now searching"))], seen
+    search(qtbot, w, "a lake")
+    assert w.model.rowCount() == 40
+
+    _one_at_a_time(events)
+    order = [(kind, type(task)) for kind, task in events]
+    i = order.index(("start", RemoveModelTask))
+    assert order[i - 1] == ("end", ActivateTask) and events[i - 1][1].preempted  # it stepped aside first
+    close_window(qtbot, w)
+
+
+def test_removing_a_folder_while_a_model_is_prepared_carries_the_preparation_on(qtbot, library, tmp_path,
+                                                                                tiny_variants):
+    from app.gui.jobs import ActivateTask, RemoveFolderTask
+    from conftest import install_copy
+
+    install_copy(library, tiny_variants["tiny-other"])
+    make_photos(tmp_path / "Keep", 40)
+    make_photos(tmp_path / "Gone", 5)
+    w = indexed_window(qtbot, library, [tmp_path / "Keep", tmp_path / "Gone"], photos=45)
+    runner = w.backend.runner
+    events, seen = _record(runner), []
+    w.backend.message.connect(seen.append)
+    gate, reached = _hold_at(runner, ActivateTask, "Preparing tiny-other")
+    _use(qtbot, w, "tiny-other")
+    qtbot.waitUntil(reached.is_set, timeout=WAIT)
+    w.backend.remove_folder(str(tmp_path / "Gone"))
+    gate.set()
+    qtbot.waitUntil(lambda: "Now searching with tiny-other." in seen, timeout=WAIT)
+    assert not any(m.startswith("Stopped preparing") for m in seen), seen
+    wait_idle(qtbot, w, photos=40)
+    qtbot.waitUntil(lambda: w.status.active_model == "tiny-other" and w.status.vectors == 40, timeout=WAIT)
+    search(qtbot, w, "a lake")
+    assert w.model.rowCount() == 40
+
+    _one_at_a_time(events)
+    order = [(kind, type(task)) for kind, task in events]
+    i = order.index(("start", RemoveFolderTask))
+    assert order[i - 1] == ("end", ActivateTask) and events[i - 1][1].preempted
+    assert ("start", ActivateTask) in order[i + 2:]  # sent again after the removal
+    close_window(qtbot, w)
+
+
+def test_removing_a_folder_while_it_is_indexed_waits_its_turn_and_its_photos_stay_gone(qtbot, library, tmp_path):
+    from app.gui.jobs import IndexTask, RemoveFolderTask
+
+    make_photos(tmp_path / "Keep", 5)
+    library.folders.add(str(tmp_path / "Keep"))
+    library.update()
+    _prepared(library, tmp_path / "Big", 300)
+    w = open_window(qtbot)
+    runner = w.backend.runner
+    events = _record(runner)
+    qtbot.waitUntil(lambda: w.jobs.text.text().startswith("Indexing ") and " of 300" in w.jobs.text.text()
+                    and not w.jobs.text.text().startswith("Indexing 0 "), timeout=WAIT)
+    assert isinstance(runner.current, IndexTask)
+    w.backend.remove_folder(str(tmp_path / "Big"))
+    qtbot.waitUntil(lambda: w.status_text.text().startswith(f"Removed {tmp_path / 'Big'} from the library"),
+                    timeout=WAIT)
+    wait_idle(qtbot, w, photos=5)
+    w.backend.rescan()  # a later scan does not bring them back
+    qtbot.waitUntil(lambda: runner.busy, timeout=WAIT)
+    wait_idle(qtbot, w, photos=5)
+    assert list(w.status.folders) == [str(tmp_path / "Keep")] and w.status.vectors == 5
+    search(qtbot, w, "a lake")
+    assert w.model.rowCount() == 5
+
+    _one_at_a_time(events)
+    order = [(kind, type(task)) for kind, task in events]
+    i = order.index(("start", RemoveFolderTask))
+    assert order[i - 1] == ("end", IndexTask) and events[i - 1][1].preempted  # indexing stepped aside first
+    assert ("start", IndexTask) in order[i + 2:]
+    close_window(qtbot, w)
+
+
+def test_a_switch_waiting_for_another_glimpse_says_so_in_the_status_bar(qtbot, library, tmp_path, glimpse_home,
+                                                                       tiny_variants):
+    from conftest import install_copy
+    from test_writer import _hold_lock
+
+    install_copy(library, tiny_variants["tiny-other"])
+    make_photos(tmp_path / "Pics", 6)
+    w = indexed_window(qtbot, library, [tmp_path / "Pics"], photos=6)
+    seen = []
+    w.backend.message.connect(seen.append)
+    holder = _hold_lock(glimpse_home, 60)
+    try:
+        _use(qtbot, w, "tiny-other")
+        waiting = f"Waiting: another Glimpse (process {holder.pid}) is indexing…"
+        qtbot.waitUntil(lambda: w.jobs.text.text() == waiting, timeout=WAIT)
+        assert w.jobs.isVisible() and w.jobs.cancel.isVisible()
+        assert w.status.active_model != "tiny-other"
+    finally:
+        holder.kill()
+        holder.wait()
+    qtbot.waitUntil(lambda: "Now searching with tiny-other." in seen, timeout=WAIT)
+    qtbot.waitUntil(lambda: not w.jobs.text.text().startswith("Waiting") or not w.jobs.isVisible(), timeout=WAIT)
+    qtbot.waitUntil(lambda: w.status.active_model == "tiny-other" and w.status.vectors == 6, timeout=WAIT)
+    close_window(qtbot, w)

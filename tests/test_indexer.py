@@ -318,6 +318,10 @@ def test_an_edit_in_the_middle_of_an_uncompressed_photo_gets_a_new_vector(librar
     library.folders.add(str(root))
     library.update()
     before = library.searcher().vector_of(str(path))
+    enc = _counting(library)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched (a backup restored, say)
+    assert library.update().summary.encoded == 0 and enc.images == 0, "the same bytes keep their vector"
 
     img = Image.open(path).convert("RGB")
     # BMP rows run bottom-up: rows 100-300 from the top lie past the first MiB and before the last KiB.
@@ -325,14 +329,13 @@ def test_an_edit_in_the_middle_of_an_uncompressed_photo_gets_a_new_vector(librar
     st = path.stat()
     img.save(path)
     assert path.stat().st_size == st.st_size
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    enc = _counting(library)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
     update = library.update()
     assert enc.images == 1 and update.summary.encoded == 1
     after = library.searcher().vector_of(str(path))
     assert np.dot(after, enc.encode_images([str(path)])[0]) > 0.999 and np.dot(after, before) < 0.999
 
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))  # touched, not changed: nothing to encode
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 3 * 10**9))  # touched, not changed: nothing to encode
     enc.images = 0
     assert library.update().summary.encoded == 0 and enc.images == 0
 

@@ -208,9 +208,11 @@ _RESCAN = textwrap.dedent("""
 """)
 
 
-def test_folder_that_became_unreadable_keeps_its_photos(library, tmp_path, glimpse_home):
-    """Indexed, then made unreadable: the rescan (full, and a file event's partial one) reports it and
-    forgets nothing. The scan runs where root's file-access override is dropped, as for a user."""
+@pytest.mark.parametrize("mode", [0o000, 0o644], ids=["unreadable", "listable-not-enterable"])
+def test_folder_that_became_unreadable_keeps_its_photos(library, tmp_path, glimpse_home, mode):
+    """Indexed, then made unreadable (or listable but not enterable: no x bit): the rescan (full, and a file
+    event's partial one) reports it and forgets nothing. The scan runs where root's file-access override
+    is dropped, as for a user."""
     root = tmp_path / "photos"
     make_photos(root, 3)
     make_photos(root / "private", 2, start=5)
@@ -218,7 +220,7 @@ def test_folder_that_became_unreadable_keeps_its_photos(library, tmp_path, glimp
     library.update()
     assert library.catalog.count("status = 'ok'") == 5
     library.close()
-    os.chmod(root / "private", 0o000)
+    os.chmod(root / "private", mode)
     try:
         r = subprocess.run([sys.executable, "-c", _RESCAN, str(root / "private" / "photo_00005.jpg")], cwd=ROOT,
                            capture_output=True, text=True, env={**os.environ, "GLIMPSE_HOME": str(glimpse_home)},
@@ -228,7 +230,10 @@ def test_folder_that_became_unreadable_keeps_its_photos(library, tmp_path, glimp
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["deleted"] == [] and out["ok"] == 5 and out["vectors"] == 5
-    assert out["problems"] == [f"{root / 'private'}: Permission denied"]
+    if mode == 0o000:
+        assert out["problems"] == [f"{root / 'private'}: Permission denied"]
+    else:
+        assert f"{root / 'private' / 'photo_00005.jpg'}: Permission denied" in out["problems"]
 
 
 def _record_mount_point(library, root: Path, folder: Path) -> None:

@@ -134,3 +134,37 @@ def test_vectors_of_the_old_layout_are_adopted_not_encoded_again(library, tmp_pa
     assert update.summary.encoded == 0
     assert list(catalog.spaces()) == [model.image_space]
     assert sorted(catalog.vector_hashes(model.image_space).to_pylist()) == sorted(hashes)
+
+
+def test_the_next_model_removed_while_it_is_prepared_leaves_the_active_one_whole(library, tmp_path, tiny_variants):
+    _index(library, tmp_path)
+    space = library.models.active().image_space
+    install_copy(library, tiny_variants["tiny-other"])
+    assert library.activate("tiny-other") is False
+
+    def remove_midway(p):
+        if p.stage.startswith("Preparing") and library.models.next() is not None:
+            tasks.remove_model(library, "tiny-other")  # as the settings panel's Remove would
+
+    update = library.update(progress=remove_midway, batch_size=2)
+    assert update.switched_to is None and library.models.active_id == "tiny-clip"
+    assert space in library.catalog.spaces() and len(library.searcher().search(parse("a photo"), k=10)) == 6
+
+
+def test_no_switch_while_a_folder_is_unplugged(library, tmp_path, tiny_variants):
+    _index(library, tmp_path)
+    drive = tmp_path / "drive"
+    make_photos(drive, 2, start=50)
+    library.folders.add(str(drive))
+    library.update()
+    install_copy(library, tiny_variants["tiny-other"])
+    assert library.activate("tiny-other") is False
+    drive.rename(tmp_path / "elsewhere")  # unplugged
+
+    update = library.update()
+    assert update.switched_to is None and library.models.active_id == "tiny-clip"
+    assert len(library.searcher().search(parse("a photo"), k=10)) == 8, "its photos stay findable"
+
+    (tmp_path / "elsewhere").rename(drive)  # back
+    assert library.update().switched_to == "tiny-other"
+    assert len(library.searcher().search(parse("a photo"), k=10)) == 8

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import images
+from app.library.thumbnails import Thumbnails
 from model.imagefile import ImageError
 
 
@@ -37,3 +38,10 @@ def test_thumbnail_of_a_bad_file_is_a_clear_error(library, tmp_path):
     with pytest.raises(ImageError, match="not an image"):
         library.thumbnails.get(str(bad))
     assert not any(p.suffix == ".part" for p in library.paths.cache.rglob("*"))
+
+
+def test_a_file_name_that_is_not_utf8_gets_its_thumbnail(tmp_path):
+    name = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"f\xe9te.jpg"))
+    images.photo(640, 480, seed=3).save(name)
+    thumb = Thumbnails(tmp_path / "cache").get(name)
+    assert Image.open(thumb).size == (256, 192)

@@ -107,3 +107,20 @@ def test_a_folder_removed_while_it_is_indexed_stays_removed(library, tmp_path):
     assert len(library.catalog.vector_hashes(library.models.active().image_space)) == 0
     library.update()
     assert library.catalog.count() == 0 and library.folders.list() == []
+
+
+def test_a_folder_added_by_another_process_is_not_forgotten_by_this_one(library, tmp_path):
+    from app.library.library import Library
+
+    make_photos(tmp_path / "a", 3)
+    library.folders.add(str(tmp_path / "a"))
+    library.update()
+    other = Library()  # another process's view of the same settings and catalog
+    try:
+        make_photos(tmp_path / "b", 4, start=10)
+        other.folders.add(str(tmp_path / "b"))
+        other.update()
+    finally:
+        other.close()
+    library.update()  # this process still held the old folder list in memory
+    assert library.catalog.count("status = 'ok'") == 7

@@ -82,10 +82,15 @@ def cmd_folders_add(args) -> int:
     return 0
 
 
+def _say_waiting(message: str) -> None:
+    """What a command prints while another Glimpse holds the catalog's writer lock."""
+    print(f"glimpse: {message} (Ctrl+C stops)", file=sys.stderr, flush=True)
+
+
 def cmd_folders_remove(args) -> int:
     ctx = Context()
     for path in args.paths:
-        folder = ctx.library.remove_folder(path)
+        folder = ctx.library.remove_folder(path, on_wait=_say_waiting)
         print(f"Removed {folder} (its photos are forgotten by Glimpse; no file was touched)")
     return 0
 
@@ -150,6 +155,10 @@ def _report(update) -> None:
     print(f"{s.done} indexed ({s.encoded} encoded, {s.reused} reused{rate}), {len(plan.deleted)} removed, "
           f"{plan.unchanged} unchanged, {s.errors} could not be read"
           + (" — see `glimpse errors`" if s.errors else "") + (" (cancelled)" if s.cancelled else ""))
+    if update.repaired:
+        print(f"Repaired {update.repaired} duplicate rows an earlier version had left.")
+    if update.switched_to:
+        print(f"Now searching with {update.switched_to} (its vectors are complete).")
 
 
 def _library_with_folders(verb: str):
@@ -169,9 +178,7 @@ def cmd_index(args) -> int:
 
     bar = Bar()
     try:
-        update = tasks.index(library, Job(bar), batch_size=args.batch_size,
-                             on_wait=lambda message: print(f"glimpse: {message} (Ctrl+C stops)", file=sys.stderr,
-                                                           flush=True))
+        update = tasks.index(library, Job(bar), batch_size=args.batch_size, on_wait=_say_waiting)
     finally:
         bar.close()
         library.close()
@@ -211,7 +218,11 @@ def cmd_watch(args) -> int:
         _report(update)
         sys.stdout.flush()
 
-    watcher = Watcher(library, on_update=on_update, on_progress=bar, quiet=args.quiet_seconds).start()
+    def run_update(progress, control, only=None):
+        return library.update(progress, control, only=only, on_wait=_say_waiting)
+
+    watcher = Watcher(library, on_update=on_update, on_progress=bar, quiet=args.quiet_seconds,
+                      run_update=run_update).start()
     print(f"Watching {len(library.folders.list())} folder(s); Ctrl+C stops.", flush=True)
     shown = None
     try:

@@ -136,25 +136,20 @@ def cmd_remove(args) -> int:
 
 def cmd_use(args) -> int:
     from app import tasks
+    from model.jobs import Job
 
     from .library import Bar
 
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
     ctx = Context()
     library = ctx.library
-    if library.activate(args.name):
-        print(f"Active model: {args.name}")
-        return 0
-    if not library.folders.list():
-        print(f"'{args.name}' will become active once its vectors are made (no folders yet).")
-        return 0
-    print(f"'{args.name}' sees photos differently from '{library.models.active_id}': making its vectors "
-          "first (search keeps the current model until then; Ctrl+C stops, and `glimpse index` goes on).",
-          file=sys.stderr)
     bar = Bar()
     try:
-        from model.jobs import Job
-
-        active = tasks.activate(library, args.name, Job(bar))
+        active = tasks.activate(library, args.name, Job(bar),
+                                on_prepare=lambda message: say(f"{message} Ctrl+C stops; `glimpse index` goes on."),
+                                on_wait=lambda message: say(f"glimpse: {message} (Ctrl+C stops)"))
     finally:
         bar.close()
         library.close()

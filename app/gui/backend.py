@@ -4,7 +4,8 @@ answer with a signal; heavy work goes to the one job runner (`jobs.JobRunner`), 
 `Backend` owns the `Library` (opened in a worker, so `import lancedb` and the catalog never delay the
 window), the runner, and the `Watcher` that keeps the index current while the app is open (with file
 events, or with reconcile scans only when watching is off): each of its batches is a task of the
-runner (`_run_update`), so a model download, import or switch never runs beside indexing. Slots
+runner (`_run_update`), as is every other write (removing a folder or a model, exclusions, a model
+download, import or switch), so no two of them ever run at once. Slots
 always run on the GUI thread. Searches follow `app.library.session`; the window drops answers to
 queries it has replaced.
 """
@@ -19,7 +20,8 @@ from superqt.utils import create_worker
 
 from app.library.session import SearchAnswer, SearchRequest
 
-from .jobs import ActivateTask, IndexTask, JobRunner, ObtainTask, Task
+from .jobs import (ActivateTask, ExclusionsTask, IndexTask, JobRunner, ObtainTask, RemoveFolderTask, RemoveModelTask,
+                   Task)
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +173,34 @@ class Backend(QObject):
 
         self._job(lib.folders.add, path, done=finished)
 
-    def remove_folder(self, path: str) -> None:
-        def finished(root: str) -> None:
-            self.message.emit(f"Removed {root} from the library (the files are untouched).")
+    def remove_folder(self, path: str) -> Task | None:
+        """A task of the runner: a running indexing batch (or model preparation) steps aside for it, and
+        the next one no longer sees the folder."""
+        if self.library is None:
+            return None
+
+        def then(task: Task) -> None:
+            if task.state == "done":
+                self.message.emit(f"Removed {task.result} from the library (the files are untouched).")
+                self.library_changed.emit()
+                self.rescan()
+            elif task.state == "failed":
+                self.message.emit(task.message)
             self.refresh_status()
-            self.library_changed.emit()
-            self.rescan()
 
-        self._job(self.library.remove_folder, path, done=finished)  # stops a running update first
+        return self.runner.submit(RemoveFolderTask(self.library, path), then=then)
 
-    def set_exclusions(self, patterns: list[str]) -> None:
-        def work():
-            self.library.folders.set_exclusions(patterns)
+    def set_exclusions(self, patterns: list[str]) -> Task | None:
+        if self.library is None:
+            return None
 
-        self._job(work, done=lambda _: self.rescan())
+        def then(task: Task) -> None:
+            if task.state == "done":
+                self.rescan()
+            elif task.state == "failed":
+                self.message.emit(task.message)
+
+        return self.runner.submit(ExclusionsTask(self.library, patterns), then=then)
 
     def set_setting(self, key: str, value) -> None:
         """Library settings (JSON, in the config folder). Watching on/off restarts the watcher."""
@@ -251,12 +267,18 @@ class Backend(QObject):
         """Make a model the one search uses: a task of the runner, as making its vectors may take long."""
         if self.library is None:
             return None
-        old = self.library.models.active_id
+        return self._activate(model_id, self.library.models.active_id)
 
+    def _activate(self, model_id: str, old: str | None, resume: bool = False, paused: bool = False) -> Task:
+        """Submit the switch; one that stepped aside for an edit (a removal) is sent again after it."""
         def then(task: Task) -> None:
+            if task.state == "cancelled" and task.preempted:
+                self._activate(model_id, old, resume=True, paused=task.was_paused)
+                return
             if task.state == "done":
-                self.message.emit(f"Now searching with {model_id}." if task.result else
-                                  f"{model_id} is not active yet: its vectors are finished at the next rescan.")
+                if task.result is not None:  # None: nothing left to do (the model was removed meanwhile)
+                    self.message.emit(f"Now searching with {model_id}." if task.result else
+                                      f"{model_id} is not active yet: its vectors are finished at the next rescan.")
             elif task.state == "failed":
                 self.message.emit(task.message)
             else:
@@ -266,19 +288,26 @@ class Backend(QObject):
             self.refresh_status()
             self.library_changed.emit()
 
-        return self.runner.submit(ActivateTask(self.library, model_id), then=then)
+        task = ActivateTask(self.library, model_id, resume=resume)
+        if paused:
+            task.control.pause()
+        return self.runner.submit(task, then=then)
 
-    def remove_model(self, model_id: str) -> None:
-        def work() -> None:
-            from app import tasks
+    def remove_model(self, model_id: str) -> Task | None:
+        """A task of the runner: a model being prepared steps aside for it (and carries on after, unless it
+        is the one removed), so its preparation never switches to a model that is gone."""
+        if self.library is None:
+            return None
 
-            tasks.remove_model(self.library, model_id)
-
-        def done(_) -> None:
+        def then(task: Task) -> None:
+            if task.state == "done":
+                self.message.emit(f"Removed {model_id}.")
+            elif task.state == "failed":
+                self.message.emit(task.message)
             self.refresh_models()
             self.refresh_status()
 
-        self._job(work, done=done)
+        return self.runner.submit(RemoveModelTask(self.library, model_id), then=then)
 
     def pull(self, name: str | None = None) -> Task | None:
         """Download a pretrained model (torch is imported by the task, never at start-up)."""

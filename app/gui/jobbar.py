@@ -27,6 +27,9 @@ def format_eta(seconds: float | None) -> str:
 def describe(task: Task, p: Progress | None = None, paused: bool = False) -> str:
     """One line: "Indexing 120 of 300 · 25.0 photos/s · about 2 min left", "Importing x: export 2 of 3"."""
     head = "Paused: " if paused else ""
+    if task.blocked_by:  # "Another Glimpse (process 12) is indexing; waiting…" → "Waiting: another Glimpse … indexing…"
+        who = task.blocked_by.split(";")[0].rstrip(".")
+        return f"{head}Waiting: {who[:1].lower()}{who[1:]}…"
     if p is None:
         return f"{head}{task.title}…"
     stage = p.stage[:1].upper() + p.stage[1:]
@@ -81,7 +84,7 @@ class JobBar(QWidget):
             text += f" · then {waiting[0].title[:1].lower()}{waiting[0].title[1:]}" + \
                 (f" and {len(waiting) - 1} more" if len(waiting) > 1 else "")
         self.text.setText(text)
-        self.text.setToolTip(p.current if p else "")
+        self.text.setToolTip(task.blocked_by or (p.current if p else ""))
         if p is not None and p.total:
             self.bar.setRange(0, STEPS)
             self.bar.setValue(round(STEPS * min(1.0, p.done / p.total)))

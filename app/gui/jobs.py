@@ -1,14 +1,17 @@
 """The window's job runner: heavy work runs here, one task at a time, in the order asked.
 
 Indexing (each batch the watcher sends), getting a model (download or import), switching to a model
-(making its vectors) and, later, training are each a `Task` subclass, as in Vorta's jobs manager: one
-class per operation, `run(job)` doing the work on the runner's thread through a `model.jobs.Job`
-(progress out; pause and cancel in, the same for every task), and `then(task)` following on the GUI
-thread. The runner's signals are all the status bar needs. A task the user asked for does not wait
-behind a long indexing run: indexing stops at its next batch (the catalog keeps what was done), the
-user's task runs, then indexing is sent again (`Backend._run_update`). Closing cancels every task; a
-download stops at its next progress report. `app.tasks` (the catalog, and torch for a model) is
-imported by the tasks when they run, never with the window.
+(making its vectors), removing a folder or a model, setting exclusions and, later, training are each
+a `Task` subclass, as in Vorta's jobs manager: one class per operation, `run(job)` doing the work on
+the runner's thread through a `model.jobs.Job` (progress out; pause and cancel in, the same for every
+task), and `then(task)` following on the GUI thread. Everything that writes the catalog runs here, so
+no two writers of this window ever overlap. The runner's signals are all the status bar needs. A task
+the user asked for does not wait behind a long indexing run: indexing stops at its next batch (the
+catalog keeps what was done), the user's task runs, then indexing is sent again (`Backend._run_update`).
+An edit of the library (removing a folder or a model, exclusions) makes a model's preparation step
+aside the same way; it is sent again after (`Backend.use_model`). Closing cancels the running task,
+lets queued edits run, and drops the rest; a download stops at its next progress report. `app.tasks`
+(the catalog, and torch for a model) is imported by the tasks when they run, never with the window.
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ class Task:
     noun = ""               # what `done` and `total` count ("photos"); "" for steps, "bytes" for sizes
     pausable = False        # Pause/Resume applies
     yields = False          # stops at its next batch for a task the user asked for (indexing)
+    steps_aside = False     # stops at its next batch for an edit, and is sent again after it (preparing a model)
+    edit = False            # a short change the user asked for: preparation steps aside; closing runs it
     sticky_pause = False    # a pause outlasts the task: the next task of its class starts paused
     close_wait = 30.0       # seconds closing waits for it to stop (a batch of indexing ends within this)
 
@@ -46,12 +51,21 @@ class Task:
         self.waiting_for = ""          # while queued: what it waits for, for people
         self.by_user = False           # the user cancelled it
         self.preempted = False         # it stepped aside for a user's task
+        self.was_paused = False        # it was paused when it stepped aside (sent again paused)
+        self.blocked_by = ""           # while running: another process it waits for (the writer lock)
+        self.notify: Callable[[], None] = lambda: None  # tells the runner's views something changed
         self.then: Callable[[Task], None] | None = None  # on the GUI thread, once it has ended
         self.say: Callable[[str], None] = lambda text: None  # a note for the user, while it runs
         self.finished = threading.Event()
 
     def run(self, job: Job):
         raise NotImplementedError
+
+    def on_wait(self, message: str) -> None:
+        """The library's on_wait: another process holds the catalog; the status bar says so until
+        progress comes (or the task ends)."""
+        self.blocked_by = message
+        self.notify()
 
 
 class IndexTask(Task):
@@ -67,7 +81,7 @@ class IndexTask(Task):
     def run(self, job: Job):
         from app import tasks
 
-        self.result = tasks.index(self.library, job, only=self.only, on_wait=self.say)
+        self.result = tasks.index(self.library, job, only=self.only, on_wait=self.on_wait)
         job.check()  # stopped by a cancel: the task ends as cancelled, its Update kept in `result`
         return self.result
 
@@ -93,25 +107,70 @@ class ObtainTask(Task):
 
 class ActivateTask(Task):
     """Make a model the one search uses: at once when it sees photos as the active one does, else after
-    its vectors are made (search keeps the active model meanwhile). Returns whether it is active."""
+    its vectors are made (search keeps the active model meanwhile). Returns whether it is active; None
+    when, sent again after stepping aside, there was nothing left to do (the model was removed, or
+    another one chosen, meanwhile)."""
     noun = "photos"
-    pausable = True
+    pausable = steps_aside = True
+
+    def __init__(self, library, model_id: str, resume: bool = False):
+        super().__init__()
+        self.library, self.model_id, self.resume = library, model_id, resume
+        self.title = f"Switching to {model_id}"
+
+    def run(self, job: Job) -> bool | None:
+        from app import tasks
+
+        if self.resume:
+            models = self.library.models
+            if models.active_id == self.model_id:
+                return True
+            nxt = models.next()
+            if nxt is None or nxt.id != self.model_id:
+                return None
+        return tasks.activate(self.library, self.model_id, job, on_wait=self.on_wait,
+                              on_prepare=None if self.resume else self.say)
+
+
+class RemoveFolderTask(Task):
+    """Stop watching a folder and forget its photos (the files are untouched). Returns the folder."""
+    edit = True
+
+    def __init__(self, library, path: str):
+        super().__init__()
+        self.library, self.path = library, path
+        self.title = f"Removing {Path(path).name or path}"
+
+    def run(self, job: Job) -> str:
+        return self.library.remove_folder(self.path, on_wait=self.on_wait)
+
+
+class RemoveModelTask(Task):
+    """Delete a model, and the vectors no installed model can use any more."""
+    edit = False
 
     def __init__(self, library, model_id: str):
         super().__init__()
         self.library, self.model_id = library, model_id
-        self.title = f"Switching to {model_id}"
+        self.title = f"Removing {model_id}"
 
-    def run(self, job: Job) -> bool:
+    def run(self, job: Job) -> None:
         from app import tasks
 
-        old = self.library.models.active_id
-        if tasks.activate(self.library, self.model_id, job, index=False):
-            return True
-        self.say(f"Preparing {self.model_id}: search keeps {old} until its vectors are made.")
-        update = tasks.index(self.library, job, on_wait=self.say)  # makes its vectors; then it takes over
-        job.check()
-        return update.switched_to == self.model_id
+        tasks.remove_model(self.library, self.model_id)
+
+
+class ExclusionsTask(Task):
+    """Set the name patterns indexing skips (the next scan forgets the photos they match)."""
+    title = "Saving exclusions"
+    edit = True
+
+    def __init__(self, library, patterns: list[str]):
+        super().__init__()
+        self.library, self.patterns = library, patterns
+
+    def run(self, job: Job) -> None:
+        self.library.folders.set_exclusions(self.patterns)
 
 
 class JobRunner(QObject):
@@ -136,6 +195,7 @@ class JobRunner(QObject):
         """Queue a task (it runs when those before it have ended). Any thread."""
         task.then = then
         task.say = self.said.emit
+        task.notify = self.changed.emit
         with self._cv:
             if self._closed:
                 task.state, task.message = "cancelled", "Glimpse is closing."
@@ -145,11 +205,13 @@ class JobRunner(QObject):
                 task.control.pause()
             running = self.current
             if running is not None and not task.yields:
-                if running.yields:  # indexing steps aside at its next batch
-                    running.preempted = True
+                aside = running.yields or (task.edit and running.steps_aside)
+                if aside and not running.preempted:  # it steps aside at its next batch
+                    running.preempted, running.was_paused = True, running.control.paused
                     running.control.cancel()
+                what = f"{running.title[:1].lower()}{running.title[1:]}"
                 task.waiting_for = ("indexing to pause" if running.yields else
-                                    f"{running.title[:1].lower()}{running.title[1:]} to finish")
+                                    f"{what} to pause" if aside else f"{what} to finish")
             elif self._queue:
                 task.waiting_for = f"{len(self._queue)} earlier task{'s' if len(self._queue) > 1 else ''}"
             if task.yields:
@@ -217,7 +279,7 @@ class JobRunner(QObject):
             with self._cv:
                 while not self._queue and not self._closed:
                     self._cv.wait()
-                if self._closed:
+                if not self._queue:  # closed; queued edits were run first
                     return
                 task = self.current = self._queue.popleft()
                 task.state = "running"
@@ -234,7 +296,7 @@ class JobRunner(QObject):
         last = {"stage": None, "at": 0.0}
 
         def progress(p: Progress) -> None:
-            task.progress = p
+            task.progress, task.blocked_by = p, ""
             now = time.monotonic()
             if p.stage != last["stage"] or now - last["at"] >= PROGRESS_EVERY or (p.total and p.done >= p.total):
                 last["stage"], last["at"] = p.stage, now
@@ -259,16 +321,19 @@ class JobRunner(QObject):
 
     # -- closing -------------------------------------------------------------------------------------
     def close(self) -> bool:
-        """Cancel the running task and drop the queued ones; wait for the runner to stop, at most the
-        running task's `close_wait`. True once stopped (otherwise its daemon thread ends with the process)."""
+        """Cancel the running task and drop the queued ones, but for edits the user asked for (they run,
+        so closing does not lose them); wait for the runner to stop, at most the `close_wait` of those.
+        True once stopped (otherwise its daemon thread ends with the process)."""
         with self._cv:
             self._closed = True
-            dropped = list(self._queue)
-            self._queue.clear()
-            wait = 0.0
+            dropped = [t for t in self._queue if not t.edit]
+            kept = [t for t in self._queue if t.edit]
+            self._queue = deque(kept)
+            wait = sum(t.close_wait for t in kept)
             if self.current is not None:
-                self.current.control.cancel()
-                wait = self.current.close_wait
+                if not self.current.edit:
+                    self.current.control.cancel()
+                wait += self.current.close_wait
             self._cv.notify_all()
             thread = self._thread
         for task in dropped:

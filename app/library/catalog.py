@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from .lock import WriterLock
 
-SCHEMA_VERSION = 2  # 2: vector tables keyed by image space (older ones are adopted by `Library`)
+SCHEMA_VERSION = 3  # 2: vector tables keyed by image space (older ones adopted by `Library`); 3: checksum
 PHOTOS = "photos"
 META = "meta"
 ROWS_PER_PARTITION = 4096  # rows per IVF partition of the ANN index
@@ -60,12 +60,14 @@ PHOTO_SCHEMA = pa.schema([
     pa.field("status", pa.string(), nullable=False),
     pa.field("error", pa.string()),
     pa.field("indexed_at", pa.int64()),
+    pa.field("checksum", pa.string()),  # of the whole file, to tell a touched photo from an edited one
 ])
 META_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string())])
 
 # version -> function(catalog) bringing the database from version-1 to version. Add one per change.
 MIGRATIONS: dict[int, Callable[["Catalog"], None]] = {
     2: lambda catalog: None,  # vector tables by image space: `Library` adopts the old ones (it knows the models)
+    3: lambda catalog: catalog.table(PHOTOS).add_columns({"checksum": "cast(null as string)"}),
 }
 
 

@@ -29,7 +29,7 @@ from . import photo
 from .catalog import Catalog
 from .scanner import FileInfo
 
-META_COLUMNS = ["width", "height", "taken_at", "make", "camera", "lat", "lon", "format"]
+META_COLUMNS = ["width", "height", "taken_at", "make", "camera", "lat", "lon", "format", "checksum"]
 
 
 @dataclass
@@ -75,8 +75,12 @@ class Indexer:
             item.hash = photo.content_hash(info.path, info.size)
             if info.known_hash and info.size > photo.HEAD + photo.TAIL and (
                     info.known_hash == item.hash or photo.is_full_hash(info.known_hash)):
-                # The file changed, yet its head and tail did not: compare all of it.
-                item.hash = photo.full_hash(info.path)
+                # Its time changed, yet its head and tail did not: compare all of it with what was indexed.
+                checksum = photo.checksum(info.path)
+                if checksum == info.known_checksum:
+                    item.hash = info.known_hash  # touched, not edited: it keeps its vector
+                else:  # edited in the middle (or indexed before checksums): new content, a new vector
+                    item.hash = photo.full_hash(info.path)
         except OSError as e:
             item.error = "file not found" if isinstance(e, FileNotFoundError) else f"cannot be read ({e.strerror or e})"
             return item
@@ -95,6 +99,7 @@ class Indexer:
             return item
         try:
             item.pixels, item.meta = photo.load(info.path, info.mtime_ns / 1e9, self.encoder.preprocess)
+            item.meta.checksum = photo.checksum(info.path)  # the file is in the page cache now: ~1 ms
         except ImageError as e:
             item.error = str(e)
         except Exception as e:  # a decoder plugin bug must not stop the run

@@ -90,6 +90,11 @@ class Library:
 
     def searcher(self) -> Searcher:
         encoder = self.encoder()
+        if any(key.startswith("model:") for key in self.catalog.spaces()):
+            # A catalog from before image spaces: adopt its vectors now, so search answers before the
+            # next `glimpse index` (unless another process is writing; then that one's update does it).
+            with contextlib.suppress(CatalogBusy), self.catalog.lock.hold("upgrading", cancelled=lambda: True):
+                self._adopt_legacy_vectors()
         with self._lock:
             if self._searcher is None or self._searcher.encoder is not encoder:
                 self._searcher = Searcher(self.catalog, encoder, exact_limit=int(self.settings["exact_search_limit"]))
@@ -129,14 +134,23 @@ class Library:
         is called once and this waits (a cancel ends the wait, and the update does nothing)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        encoder = self.encoder()  # fails early, with a clear message, when there is no model
+        self._promote_next_if_alone()
+        self.encoder()  # fails early, with a clear message, when there is no model
         control = control or Control()
         with self._tracked(control):
             try:
                 with self.catalog.lock.hold("indexing", on_wait, lambda: control.cancelled):
-                    return self._update(encoder, progress, control, only, batch_size)
+                    # What other processes changed while this one waited (folders, the models) counts.
+                    self.settings.reload()
+                    self._promote_next_if_alone()
+                    return self._update(self.encoder(), progress, control, only, batch_size)
             except CatalogBusy:
                 return Update(scanner.Plan(), Summary(cancelled=True))
+
+    def _promote_next_if_alone(self) -> None:
+        """With the active model gone (removed) and a next one installed, the next one is all there is."""
+        if self.models.active_or_none() is None and self.models.next() is not None:
+            self.models.set_active(self.models.next().id)
 
     def _update(self, encoder: Encoder, progress, control: Control, only, batch_size: int) -> Update:
         repaired = 0
@@ -167,10 +181,13 @@ class Library:
         plan = self.scan(None, nxt.image_space)
         summary = Indexer(self.catalog, nxt, batch_size=batch_size, stage=f"Preparing {nxt.model_id}") \
             .run(plan.todo, progress, control)
-        if summary.cancelled:
+        # Photos under a folder that cannot be read now (an unplugged drive) have no vector in the new
+        # space yet: switching would lose them from search, so the old model stays until they are back.
+        if summary.cancelled or not self.space_complete(nxt.image_space):
             return None
         old = self.models.active_or_none()
-        self.models.switch_to_next()
+        if not self.models.switch_to_next(nxt.model_id):  # changed meanwhile (here or by another process)
+            return None
         if old is not None and old.image_space != nxt.image_space:
             self.catalog.drop_space(old.image_space).result()
         self.tidy()
@@ -211,8 +228,12 @@ class Library:
                 self.prune_spaces()
 
     def prune_spaces(self) -> list[str]:
-        """Drop the vectors of image spaces no installed model uses. Returns the spaces dropped."""
-        used = {m.image_space for m in self.models.store.list() if isinstance(m, StoredModel)}
+        """Drop the vectors of image spaces no installed model uses. Returns the spaces dropped. Nothing is
+        dropped while a model is damaged: its space cannot be read, and pulling it again would reuse them."""
+        models = self.models.store.list()
+        if not all(isinstance(m, StoredModel) for m in models):
+            return []
+        used = {m.image_space for m in models}
         gone = [s for s in self.catalog.spaces() if s not in used and not s.startswith("model:")]
         for space in gone:
             self.catalog.drop_space(space).result()
@@ -227,17 +248,22 @@ class Library:
                 model = self.models.store.get(key[len("model:"):])
             except Exception:  # noqa: BLE001 - not installed, or damaged: nothing can vouch for its vectors
                 model = None
-            if model is not None and model.image_space not in self.catalog.spaces():
+            table = self.catalog.table(self.catalog.spaces()[key])
+            fits = model is not None and table.schema.field("vector").type.list_size == model.embed_dim
+            if fits and model.image_space not in self.catalog.spaces():
+                # Trusted as its model's vectors; a re-import under the same name before this version
+                # cannot be told apart (the old layout did not record which weights made them).
                 self.catalog.adopt_vectors(key, model.image_space).result()
             else:
                 self.catalog.drop_space(key).result()
 
     # -- folders --------------------------------------------------------------------------------------
-    def remove_folder(self, path: str) -> str:
+    def remove_folder(self, path: str, on_wait: Callable[[str], None] | None = None) -> str:
         """Stop watching a folder and forget its photos. A running update is cancelled and waited for
-        first, so it cannot bring them back; the files are never touched."""
+        first, so it cannot bring them back; the files are never touched. While another process writes
+        the catalog, `on_wait(message)` is called once and this waits."""
         self.cancel_updates()
-        with self.catalog.lock.hold("removing a folder"):
+        with self.catalog.lock.hold("removing a folder", on_wait):
             folder = self.folders.remove(path)
             model = self.models.active_or_none()
             if model is not None:

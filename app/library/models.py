@@ -64,10 +64,14 @@ class Models:
     def set_next(self, model_id: str) -> None:
         self.settings["next_model"] = model_id
 
-    def switch_to_next(self) -> None:
-        nxt = self.settings["next_model"]
-        if nxt:
-            self.set_active(nxt)
+    def switch_to_next(self, expected: str) -> bool:
+        """Make `expected` active if it is still the next model and installed (another thread or process
+        may have changed that while its vectors were made). Returns whether it did."""
+        self.settings.reload()
+        if self.settings["next_model"] != expected or not self.store.exists(expected):
+            return False
+        self.set_active(expected)
+        return True
 
     def adopt(self, model: StoredModel) -> bool:
         """Make a newly installed model active if none is. Returns whether it became active."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import zlib
 import os
 from dataclasses import dataclass, asdict
 
@@ -43,6 +44,16 @@ def _digest_blocks(f):
     return h
 
 
+def checksum(path: str) -> str:
+    """CRC-32 of the whole file: not an identity (the content hash is), only the means to tell whether a
+    file whose time changed still holds the same bytes. About 1 ms per 4 MB."""
+    crc = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            crc = zlib.crc32(block, crc)
+    return f"crc32:{crc:08x}"
+
+
 def is_full_hash(h: str) -> bool:
     return h.startswith(FULL)
 
@@ -70,6 +81,7 @@ class Meta:
     lat: float | None = None
     lon: float | None = None
     format: str = ""
+    checksum: str | None = None  # of the whole file (see `checksum`)
 
     def to_dict(self) -> dict:
         return asdict(self)

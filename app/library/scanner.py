@@ -33,6 +33,7 @@ class FileInfo:
     size: int
     mtime_ns: int
     known_hash: str | None = None  # the content hash the catalog holds for this path, when it has a row
+    known_checksum: str | None = None  # and its whole-file checksum
 
 
 @dataclass
@@ -134,8 +135,9 @@ def walk(start: str, exclusions: Exclusions, problems: list[str] | None = None,
                     continue
                 info = entry.stat(follow_symlinks=True)
             except OSError as e:  # a dangling link, or a file gone since the listing
-                if not isinstance(e, FileNotFoundError):
+                if not isinstance(e, FileNotFoundError):  # e.g. a folder that lists but cannot be entered
                     problems.append(f"{entry.path}: {e.strerror or e}")
+                    walked.unlisted.append(entry.path)  # out of sight, not gone: its row is kept
                 continue
             if stat.S_ISREG(info.st_mode):
                 yield FileInfo(entry.path, root, info.st_size, info.st_mtime_ns)
@@ -171,7 +173,7 @@ def plan(catalog: Catalog, roots: list[str], exclusions: Exclusions, model_id: s
          only: list[str] | None = None) -> Plan:
     """Compare the folders on disk with the catalog. `only` limits the walk to some folders within the roots."""
     result = Plan()
-    known = catalog.photo_columns(["path", "root", "size", "mtime_ns", "hash", "status"])
+    known = catalog.photo_columns(["path", "root", "size", "mtime_ns", "hash", "status", "checksum"])
     if model_id:  # unchanged and complete: an error row, or an ok row whose content has a vector
         has_vector = pc.fill_null(pc.is_in(known["hash"], value_set=catalog.vector_hashes(model_id)), False)
         complete = pc.or_(pc.not_equal(known["status"], "ok"), has_vector).to_pylist()
@@ -180,7 +182,8 @@ def plan(catalog: Catalog, roots: list[str], exclusions: Exclusions, model_id: s
     paths, roots_col = real_paths(known["path"]), real_paths(known["root"])
     sizes, mtimes = known["size"].to_pylist(), known["mtime_ns"].to_pylist()
     hashes = known["hash"].to_pylist()
-    catalog_rows = {p: (s, m, c, h) for p, s, m, c, h in zip(paths, sizes, mtimes, complete, hashes)}
+    catalog_rows = {p: (s, m, c, h, k) for p, s, m, c, h, k in
+                    zip(paths, sizes, mtimes, complete, hashes, known["checksum"].to_pylist())}
     per_root: dict[str, int] = {}
     for r in roots_col:
         per_root[r] = per_root.get(r, 0) + 1
@@ -220,7 +223,8 @@ def plan(catalog: Catalog, roots: list[str], exclusions: Exclusions, model_id: s
                         and row_roots[info.path] == root):  # a row left by a root no longer watched moves here
                     result.unchanged += 1
                 else:
-                    result.todo.append(dataclasses.replace(info, known_hash=row[3]) if row else info)
+                    result.todo.append(dataclasses.replace(info, known_hash=row[3], known_checksum=row[4])
+                                       if row else info)
             prefix = start.rstrip(os.sep) + os.sep
             gone = [p for p, r in zip(paths, roots_col)
                     if (r == root or r not in watched) and (p == start or p.startswith(prefix)) and p not in seen]

@@ -323,8 +323,9 @@ class Searcher:
         reused = pc.drop_null(at).to_numpy(zero_copy_only=False)
         missing = pc.filter(hashes, pc.is_null(at))
         parts_h, parts_v = [pc.filter(hashes, pc.is_valid(at))], [last.vectors[reused] if len(reused) else None]
-        if len(missing):
-            read = (self.catalog.vector_table(self.space).search().where(col("hash").isin(missing.to_pylist()))
+        table = self.catalog.vector_table(self.space)
+        if len(missing) and table is not None:
+            read = (table.search().where(col("hash").isin(missing.to_pylist()))
                     .select(["hash", "vector"]).limit(None).to_arrow())
             parts_h.append(read["hash"].combine_chunks())
             parts_v.append(fixed_list_to_numpy(read["vector"]))
@@ -336,6 +337,8 @@ class Searcher:
              where=None) -> list[Result]:
         """The ANN index's answer; with `where`, LanceDB pre-filters and probes every partition."""
         table = self.catalog.vector_table(self.space)
+        if table is None:  # dropped since the data was loaded (the model was switched or removed)
+            return []
         want = k + offset
         limit = max(want, 10)
         while True:

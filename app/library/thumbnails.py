@@ -23,7 +23,8 @@ class Thumbnails:
         self.size = size
 
     def key(self, path: str, size_bytes: int, mtime_ns: int) -> str:
-        return hashlib.sha1(f"{path}\0{size_bytes}\0{mtime_ns}\0{self.size}".encode()).hexdigest()
+        text = f"{path}\0{size_bytes}\0{mtime_ns}\0{self.size}"
+        return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()  # any file name
 
     def cached(self, path: str) -> Path:
         """Where the thumbnail of `path` as it is now lives (it may not exist yet)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from app.library.library import Library
 from model.jobs import Job
@@ -42,18 +43,24 @@ def import_model(library: Library, path: str | Path, job: Job, architecture: str
     return _adopt(library, model)
 
 
-def activate(library: Library, model_id: str, job: Job, index: bool = True) -> bool:
+def activate(library: Library, model_id: str, job: Job, index: bool = True,
+             on_prepare: Callable[[str], None] | None = None,
+             on_wait: Callable[[str], None] | None = None) -> bool:
     """Make `model_id` the model search uses. Returns True once it is active.
 
     A model sharing the active one's image space (or whose space is complete) is active at once and
-    re-encodes nothing. Otherwise it becomes the next model; with `index`, its space is indexed now
-    (search keeps the old model meanwhile) and it takes over when done. A cancel leaves it next, and
-    the next update carries on where this one stopped."""
+    re-encodes nothing. Otherwise it becomes the next model, and `on_prepare(message)` is called once;
+    with `index`, its space is indexed now (search keeps the old model meanwhile) and it takes over when
+    done. `on_wait` is passed to `Library.update` (called once while another process writes the
+    catalog). A cancel leaves it next, and the next update carries on where this one stopped."""
+    old = library.models.active_id
     if library.activate(model_id):
         return True
+    if on_prepare is not None:
+        on_prepare(f"Preparing {model_id}: search keeps {old} until its vectors are made.")
     if not index:
         return False
-    update = library.update(progress=job.progress, control=job.control)
+    update = library.update(progress=job.progress, control=job.control, on_wait=on_wait)
     job.check()
     return update.switched_to == model_id
 
