@@ -121,15 +121,19 @@ class ActivateTask(Task):
     def run(self, job: Job) -> bool | None:
         from app import tasks
 
+        prepare = self.say
         if self.resume:
             models = self.library.models
+            if not models.store.exists(self.model_id):
+                return None  # removed meanwhile
             if models.active_id == self.model_id:
                 return True
             nxt = models.next()
-            if nxt is None or nxt.id != self.model_id:
-                return None
-        return tasks.activate(self.library, self.model_id, job, on_wait=self.on_wait,
-                              on_prepare=None if self.resume else self.say)
+            if nxt is not None:
+                if nxt.id != self.model_id:
+                    return None  # another model was chosen meanwhile
+                prepare = None  # the user was told already
+        return tasks.activate(self.library, self.model_id, job, on_prepare=prepare, on_wait=self.on_wait)
 
 
 class RemoveFolderTask(Task):
@@ -147,7 +151,7 @@ class RemoveFolderTask(Task):
 
 class RemoveModelTask(Task):
     """Delete a model, and the vectors no installed model can use any more."""
-    edit = False
+    edit = True
 
     def __init__(self, library, model_id: str):
         super().__init__()
