@@ -186,3 +186,33 @@ def test_unknown_architecture_points_at_a_real_command(tmp_path):
     assert "Unknown architecture 'ViT-B-23' (did you mean ViT-B-32" in r.stderr
     assert "`glimpse models list --available`" in r.stderr
     _no_traceback(r)
+
+
+def test_the_window_closes_on_ctrl_c_and_says_why_it_cannot_open(glimpse_home):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no display" in r.stderr, r.stderr
+
+    window = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env={**env, "QT_QPA_PLATFORM": "offscreen"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # on screen, the library opening in the background
+    assert window.poll() is None
+    window.send_signal(signal.SIGINT)
+    out, err = window.communicate(timeout=30)
+    assert window.returncode == 0 and "Traceback" not in err, err
+
+
+def test_full_output_and_a_full_model_store_are_named_as_such(glimpse_home):
+    from app.cli import no_space_message
+
+    full = OSError(28, "No space left on device")  # no file name: the caller knows what it wrote
+    assert "the device the output goes to" in no_space_message(full, "search")
+    assert "(the models)" in no_space_message(RuntimeError("lance error: No space left on device"), "models")

@@ -30,7 +30,7 @@ def test_add_index_search_status_errors_remove(library, tmp_path):
     assert "0 photos" in out and str(photos) in out
 
     out = _ok(run_glimpse("index"))
-    assert "6 indexed (5 encoded, 0 reused" in out and "1 could not be read" in out
+    assert "5 indexed (5 encoded, 0 reused" in out and "1 could not be read" in out
     out = _ok(run_glimpse("search", "a sunny beach", "-k", "3"))
     assert len(out.strip().splitlines()) == 3 and str(photos) in out
     hits = json.loads(_ok(run_glimpse("search", str(paths[2]), "--json", "-k", "2")))
@@ -47,6 +47,10 @@ def test_add_index_search_status_errors_remove(library, tmp_path):
     assert "database" in out
     assert f"{photos / 'broken.jpg'}: not an image" in _ok(run_glimpse("errors"))
     assert "0 indexed (0 encoded, 0 reused), 0 removed, 6 unchanged" in _ok(run_glimpse("index"))
+    assert _ok(run_glimpse("folders", "exclude", "*.png")).strip() == "Excluded: *.png"
+    assert "Excluded: *.bmp (replacing: *.png)" in _ok(run_glimpse("folders", "exclude", "*.bmp"))
+    _fails(run_glimpse("folders", "exclude", ""), "an empty pattern excludes nothing")
+    assert "nothing besides" in _ok(run_glimpse("folders", "exclude"))
 
     assert "Removed" in _ok(run_glimpse("folders", "remove", str(photos)))
     assert "No photos indexed yet" in _ok(run_glimpse("search", "anything"))

@@ -308,6 +308,11 @@ def test_a_file_name_that_is_not_utf8_is_indexed_with_the_rest(library, tmp_path
     listing = subprocess.run([sys.executable, "-m", "app", "search", os.fsdecode(odd), "-k", "1"], cwd=ROOT,
                              env={**os.environ, **env}, capture_output=True)
     assert listing.returncode == 0 and listing.stdout.rstrip().endswith(b" " + odd), listing.stderr
+    as_json = subprocess.run([sys.executable, "-m", "app", "search", os.fsdecode(odd), "-k", "1", "--json"],
+                             cwd=ROOT, env={**os.environ, **env}, capture_output=True)
+    import json
+
+    assert os.fsencode(json.loads(as_json.stdout.decode("utf-8"))[0]["path"]) == odd  # valid UTF-8 JSON
 
 
 def test_an_edit_in_the_middle_of_an_uncompressed_photo_gets_a_new_vector(library, tmp_path):

@@ -168,3 +168,14 @@ def test_no_switch_while_a_folder_is_unplugged(library, tmp_path, tiny_variants)
     (tmp_path / "elsewhere").rename(drive)  # back
     assert library.update().switched_to == "tiny-other"
     assert len(library.searcher().search(parse("a photo"), k=10)) == 8
+
+
+def test_choosing_a_model_after_removing_the_active_one_makes_its_vectors(library, tmp_path, tiny_variants):
+    _index(library, tmp_path)
+    other = install_copy(library, tiny_variants["tiny-other"])
+    tasks.remove_model(library, library.models.active_id)
+    assert library.models.active_id is None
+
+    assert tasks.activate(library, "tiny-other", Job()) is True
+    assert library.space_complete(other.image_space)
+    assert len(library.searcher().search(parse("a photo"), k=10)) == 6

@@ -222,3 +222,27 @@ def test_a_drive_mounted_again_inside_a_root_is_watched(library, tmp_path):
         watcher.stop()
         if os.path.ismount(drive):
             subprocess.run(["umount", str(drive)], check=True)
+
+
+def test_a_drive_mounted_for_the_first_time_inside_a_root_is_watched(library, tmp_path):
+    """A folder no scan has seen as a mount point gets a drive mounted on it while watching: the photos
+    on it, and those copied onto it afterwards, are indexed without waiting for the periodic scan."""
+    from test_scanner import _mount_tmpfs
+
+    root, drive = tmp_path / "photos", tmp_path / "photos" / "card"
+    make_photos(root, 1)
+    drive.mkdir()
+    library.folders.add(str(root))
+    watcher = Watcher(library, quiet=0.3, check_every=0.5).start()
+    try:
+        _wait(lambda: watcher.idle and library.catalog.count() == 1, timeout=60, what="the first reconcile")
+        _mount_tmpfs(drive)
+        make_photos(drive, 2, start=10)
+        _wait(lambda: len(_under(library, drive)) == 2, timeout=30, what="the photos on the new drive")
+        _wait(lambda: watcher.idle, timeout=30, what="the watcher idle")
+        make_photos(drive, 1, start=20)
+        _wait(lambda: len(_under(library, drive)) == 3, timeout=30, what="a photo copied onto the drive")
+    finally:
+        watcher.stop()
+        if os.path.ismount(drive):
+            subprocess.run(["umount", str(drive)], check=True)

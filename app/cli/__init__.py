@@ -66,6 +66,11 @@ def no_space_message(error: BaseException, command: str | None = None) -> str | 
     """The one line for a full disk (see `app.tasks.errors`), with what to run again."""
     from app.tasks.errors import no_space
 
+    from app.library.paths import Paths
+
     again = "run `glimpse index` again" if command in ("index", "watch") else "try again"
-    text = no_space(error, again)
+    where = {"models": f"{Paths.default().models} (the models)", "search": "the device the output goes to",
+             "status": "the device the output goes to", "errors": "the device the output goes to",
+             "doctor": "the device the output goes to"}.get(command or "")
+    text = no_space(error, again, where)
     return f"glimpse: {text}" if text else None

@@ -22,7 +22,8 @@ def add_parsers(sub) -> None:
     rm.add_argument("paths", nargs="+", metavar="PATH")
     rm.set_defaults(func=cmd_folders_remove)
     fsub.add_parser("list", help="watched folders with their photo counts").set_defaults(func=cmd_folders_list)
-    ex = fsub.add_parser("exclude", help="set glob patterns to skip (e.g. '*/Trash/*' 'tmp*'); none to clear")
+    ex = fsub.add_parser("exclude", help="set the glob patterns to skip, replacing the list (e.g. '*/Trash/*' "
+                                         "'tmp*'); none clears it")
     ex.add_argument("patterns", nargs="*", metavar="PATTERN")
     ex.set_defaults(func=cmd_folders_exclude)
 
@@ -113,9 +114,15 @@ def cmd_folders_list(args) -> int:
 
 
 def cmd_folders_exclude(args) -> int:
+    from app.library.folders import FolderError
+
+    if any(not p.strip() for p in args.patterns):
+        raise FolderError("an empty pattern excludes nothing; give patterns like '*/Trash/*' or 'tmp*'")
     ctx = Context()
+    before = ctx.library.folders.exclusions.patterns
     ctx.library.folders.set_exclusions(args.patterns)
-    print("Excluded: " + (" ".join(args.patterns) if args.patterns else "nothing besides hidden and system folders"))
+    print("Excluded: " + (" ".join(args.patterns) if args.patterns else "nothing besides hidden and system folders")
+          + (f" (replacing: {' '.join(before)})" if before and list(before) != list(args.patterns) else ""))
     return 0
 
 
@@ -152,7 +159,7 @@ def _report(update) -> None:
     for problem in plan.problems:
         print(f"glimpse: {problem}", file=sys.stderr)
     rate = f", {s.encoded / s.seconds:.1f} photos/s" if s.encoded and s.seconds else ""
-    print(f"{s.done} indexed ({s.encoded} encoded, {s.reused} reused{rate}), {len(plan.deleted)} removed, "
+    print(f"{s.done - s.errors} indexed ({s.encoded} encoded, {s.reused} reused{rate}), {len(plan.deleted)} removed, "
           f"{plan.unchanged} unchanged, {s.errors} could not be read"
           + (" — see `glimpse errors`" if s.errors else "") + (" (cancelled)" if s.cancelled else ""))
     if update.repaired:
@@ -186,6 +193,25 @@ def cmd_index(args) -> int:
     return 0
 
 
+def _json(value) -> str:
+    """JSON as UTF-8 text; a file name that is not UTF-8 is written with \\u escapes (valid JSON that
+    Python's json.loads turns back into the same name), not as raw bytes."""
+    text = json.dumps(value, indent=1, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return json.dumps(value, indent=1)
+
+
+def _warn_if_incomplete(library) -> None:
+    """Say so when some indexed photos have no vector for the active model yet (so are not searched)."""
+    model = library.models.active_or_none()
+    if model is not None and not library.space_complete(model.image_space):
+        print(f"glimpse: some photos have no vector for '{model.id}' yet, so they are not searched: "
+              "run `glimpse index`", file=sys.stderr)
+
+
 def cmd_search(args) -> int:
     from app.library.session import SearchRequest, answer, day
 
@@ -193,8 +219,9 @@ def cmd_search(args) -> int:
     request = SearchRequest(args.query, tuple(args.add), tuple(args.sub), tuple(args.similar), args.folder,
                             day(args.after), day(args.before), offset=args.offset, k=args.top, fresh=True)
     results = answer(ctx.library, request).results
+    _warn_if_incomplete(ctx.library)
     if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=1, ensure_ascii=False))
+        print(_json([r.to_dict() for r in results]))
         return 0
     if not results:
         empty = ctx.library.catalog.count("status = 'ok'") == 0
@@ -259,7 +286,7 @@ def cmd_errors(args) -> int:
     ctx = Context()
     rows = ctx.library.errors()
     if args.json:
-        print(json.dumps([{"path": r["path"], "error": r["error"]} for r in rows], indent=1, ensure_ascii=False))
+        print(_json([{"path": r["path"], "error": r["error"]} for r in rows]))
         return 0
     if not rows:
         print("No errors: every photo found could be read.")

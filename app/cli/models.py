@@ -120,6 +120,10 @@ def _installed(obtained) -> int:
     worst = min(r["cosine_min"] for r in par.values())
     print(f"Installed '{model.id}' ({model.embed_dim} dims, ONNX parity cosine ≥ {worst:.6f})"
           + (", now the active model." if active else f". Use it with `glimpse models use {model.id}`."))
+    if active:
+        from .library import _warn_if_incomplete
+
+        _warn_if_incomplete(Context().library)
     return 0
 
 

@@ -10,7 +10,23 @@ from pathlib import Path
 ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "glimpse.svg"
 
 
+def no_display() -> str | None:
+    """Why the window cannot open here (one line), or None. Qt itself would abort with advice to reinstall."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); run `glimpse` "
+            "on your desktop, or use the command line (`glimpse --help`)")
+
+
 def run(argv: list[str] | None = None) -> int:
+    why = no_display()
+    if why:
+        print(f"glimpse: {why}", file=sys.stderr)
+        return 1
+    import signal
+
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
@@ -27,6 +43,12 @@ def run(argv: list[str] | None = None) -> int:
 
     window = MainWindow()
     window.show()
+    # Ctrl+C in the terminal closes the window as its close button does (saving state, stopping jobs).
+    # Python runs signal handlers only between bytecodes, so a timer hands it control now and then.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QTimer(window)
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
     probe = os.environ.get("GLIMPSE_STARTUP_PROBE")
     if probe:
         QTimer.singleShot(0, lambda: _report_start(window, probe))

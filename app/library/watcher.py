@@ -231,6 +231,8 @@ class Watcher:
         for path in (*plan.kept, *plan.mount_points, *self._links):
             self._polled[path] = _identity(path)
 
+    _mounts: set[str] | None = None
+
     def _follow(self) -> None:
         """Settings other processes changed; roots and polled folders that appeared, went or were mounted."""
         try:
@@ -242,6 +244,14 @@ class Watcher:
         if (changed & {"folders", "exclude"} or set(roots) != set(self._root_ids)
                 or any(_identity(r) != self._root_ids[r] for r in roots)):
             self.request_reconcile()
+        mounts = _mount_points()
+        if mounts is not None and mounts != self._mounts:  # a drive mounted or unmounted (Linux)
+            if self._mounts is not None:
+                touched = [m for m in mounts ^ self._mounts if any(_within(m, r) for r in roots)]
+                if touched:  # a root's watch is on the folder under a new mount: watch it again
+                    self._rewatch.update(r for r in roots if any(_within(m, r) for m in touched))
+                    self.request_reconcile()
+            self._mounts = mounts
         for path, before in list(self._polled.items()):
             now = _identity(path)
             if now != before:
@@ -302,3 +312,14 @@ class Watcher:
                     self._busy = False
                 if self.on_busy:
                     self.on_busy(False)
+
+
+def _mount_points() -> set[str] | None:
+    """Where file systems are mounted, from /proc/self/mountinfo (None where there is no such file)."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    return {os.fsdecode(line.split(b" ")[4].decode("unicode_escape").encode("latin-1")) for line in lines
+            if len(line.split(b" ")) > 4}

@@ -33,9 +33,10 @@ _FULL = ("No space left on device", "Disk quota exceeded", "not enough space on 
          os.strerror(errno.ENOSPC), os.strerror(getattr(errno, "EDQUOT", errno.ENOSPC)))
 
 
-def no_space(error: BaseException, again: str = "try again") -> str | None:
+def no_space(error: BaseException, again: str = "try again", where: str | None = None) -> str | None:
     """One line for a full disk (or quota), naming Glimpse's folder on it; None for any other error.
-    LanceDB reports it as its own error whose message holds the OS's text, so the message counts too."""
+    LanceDB reports it as its own error whose message holds the OS's text, so the message counts too.
+    `where`: what was being written, when the error does not say (its file name wins)."""
     seen, chain, filename = set(), [], None
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -50,7 +51,9 @@ def no_space(error: BaseException, again: str = "try again") -> str | None:
             full = True
     if not full:
         return None
-    return f"no space left on {_full_folder(filename)}; free some space and {again} — nothing was lost"
+    if filename or not where:
+        where = _full_folder(filename)
+    return f"no space left on {where}; free some space and {again} — nothing was lost"
 
 
 def _full_folder(filename: str | None) -> str:

@@ -55,6 +55,10 @@ def activate(library: Library, model_id: str, job: Job, index: bool = True,
     catalog). A cancel leaves it next, and the next update carries on where this one stopped."""
     old = library.models.active_id
     if library.activate(model_id):
+        if index and not library.space_complete(library.models.active().image_space):
+            # No model was active (or it was removed): nothing else can answer, so make its vectors now.
+            library.update(progress=job.progress, control=job.control, on_wait=on_wait)
+            job.check()
         return True
     if on_prepare is not None:
         on_prepare(f"Preparing {model_id}: search keeps {old} until its vectors are made.")
