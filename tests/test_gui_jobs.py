@@ -260,22 +260,32 @@ def test_removing_a_folder_while_a_model_is_prepared_carries_the_preparation_on(
     search(qtbot, w, "a lake")
     assert w.model.rowCount() == 40
 
+    _stepped_aside(events, ActivateTask, RemoveFolderTask)
+    close_window(qtbot, w)
+
+
+def _keep_indexed_big_pending(qtbot, library, tmp_path, keep: int):
+    """A window over 'Keep' (indexed) and 'Big' (300 photos still to index)."""
+    make_photos(tmp_path / "Keep", keep)
+    library.folders.add(str(tmp_path / "Keep"))
+    library.update()
+    _prepared(library, tmp_path / "Big", 300)
+    return open_window(qtbot)
+
+
+def _stepped_aside(events, running: type, edit: type) -> None:
+    """No two tasks overlapped; the `running` task stepped aside for the `edit` and was sent again after it."""
     _one_at_a_time(events)
     order = [(kind, type(task)) for kind, task in events]
-    i = order.index(("start", RemoveFolderTask))
-    assert order[i - 1] == ("end", ActivateTask) and events[i - 1][1].preempted
-    assert ("start", ActivateTask) in order[i + 2:]  # sent again after the removal
-    close_window(qtbot, w)
+    i = order.index(("start", edit))
+    assert order[i - 1] == ("end", running) and events[i - 1][1].preempted
+    assert ("start", running) in order[i + 2:]
 
 
 def test_removing_a_folder_while_it_is_indexed_waits_its_turn_and_its_photos_stay_gone(qtbot, library, tmp_path):
     from app.gui.jobs import IndexTask, RemoveFolderTask
 
-    make_photos(tmp_path / "Keep", 5)
-    library.folders.add(str(tmp_path / "Keep"))
-    library.update()
-    _prepared(library, tmp_path / "Big", 300)
-    w = open_window(qtbot)
+    w = _keep_indexed_big_pending(qtbot, library, tmp_path, 5)
     runner = w.backend.runner
     events = _record(runner)
     qtbot.waitUntil(lambda: w.jobs.text.text().startswith("Indexing ") and " of 300" in w.jobs.text.text()
@@ -292,11 +302,7 @@ def test_removing_a_folder_while_it_is_indexed_waits_its_turn_and_its_photos_sta
     search(qtbot, w, "a lake")
     assert w.model.rowCount() == 5
 
-    _one_at_a_time(events)
-    order = [(kind, type(task)) for kind, task in events]
-    i = order.index(("start", RemoveFolderTask))
-    assert order[i - 1] == ("end", IndexTask) and events[i - 1][1].preempted  # indexing stepped aside first
-    assert ("start", IndexTask) in order[i + 2:]
+    _stepped_aside(events, IndexTask, RemoveFolderTask)
     close_window(qtbot, w)
 
 
@@ -330,11 +336,7 @@ def test_closing_right_after_removing_a_folder_still_removes_it(qtbot, library, 
     from app.gui.jobs import IndexTask
     from app.library.library import Library
 
-    make_photos(tmp_path / "Keep", 3)
-    library.folders.add(str(tmp_path / "Keep"))
-    library.update()
-    _prepared(library, tmp_path / "Big", 300)
-    w = open_window(qtbot)
+    w = _keep_indexed_big_pending(qtbot, library, tmp_path, 3)
     gate, reached = _hold_at(w.backend.runner, IndexTask, "Indexing")
     qtbot.waitUntil(reached.is_set, timeout=WAIT)  # indexing Big, held at its first batch
     w.backend.remove_folder(str(tmp_path / "Big"))  # queued behind it
