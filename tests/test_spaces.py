@@ -130,6 +130,13 @@ def test_vectors_of_the_old_layout_are_adopted_not_encoded_again(library, tmp_pa
     catalog.drop_space(model.image_space).result()
     assert list(catalog.spaces()) == ["model:" + model.id]
 
+    from app.library.library import Library
+
+    upgraded = Library()  # the first search after an upgrade answers, before any `glimpse index`
+    try:
+        assert len(upgraded.searcher().search(parse("a photo"), k=10)) == 6
+    finally:
+        upgraded.close()
     update = library.update()
     assert update.summary.encoded == 0
     assert list(catalog.spaces()) == [model.image_space]

@@ -55,6 +55,7 @@ class Library:
         self._next_encoder: Encoder | None = None
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        self._upgraded = False  # vector tables of the old layout looked for (see `searcher`)
         self._running: set[Control] = set()  # updates in progress (cancelled by remove_folder)
         self._idle = threading.Condition()
 
@@ -90,11 +91,12 @@ class Library:
 
     def searcher(self) -> Searcher:
         encoder = self.encoder()
-        if any(key.startswith("model:") for key in self.catalog.spaces()):
+        if not self._upgraded and any(key.startswith("model:") for key in self.catalog.spaces()):
             # A catalog from before image spaces: adopt its vectors now, so search answers before the
             # next `glimpse index` (unless another process is writing; then that one's update does it).
             with contextlib.suppress(CatalogBusy), self.catalog.lock.hold("upgrading", cancelled=lambda: True):
                 self._adopt_legacy_vectors()
+        self._upgraded = True  # checked once per process: listing the tables costs a few ms a search
         with self._lock:
             if self._searcher is None or self._searcher.encoder is not encoder:
                 self._searcher = Searcher(self.catalog, encoder, exact_limit=int(self.settings["exact_search_limit"]))
