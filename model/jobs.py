@@ -40,6 +40,9 @@ class Control:
         self._cancel = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        # True: a job that holds a shared resource (the catalog's writer lock) ends at its next checkpoint
+        # when paused, instead of waiting there, and its caller waits for resume and runs it again.
+        self.yield_when_paused = False
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -58,6 +61,11 @@ class Control:
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
+
+    @property
+    def yielding(self) -> bool:
+        """Paused, and asked to end rather than wait (see `yield_when_paused`)."""
+        return self.yield_when_paused and self.paused
 
     def checkpoint(self) -> bool:
         """Wait while paused; returns False once cancelled."""

@@ -124,3 +124,32 @@ def test_a_folder_added_by_another_process_is_not_forgotten_by_this_one(library,
         other.close()
     library.update()  # this process still held the old folder list in memory
     assert library.catalog.count("status = 'ok'") == 7
+
+
+def test_a_paused_update_gives_the_catalog_back_and_resumes_by_planning_again(library, tmp_path, glimpse_home):
+    root = tmp_path / "photos"
+    make_photos(root, 120, size=(480, 360))
+    library.folders.add(str(root))
+    control = Control()
+    control.yield_when_paused = True  # as the window's indexing runs
+
+    def pause_midway(p):
+        if p.done >= 16:
+            control.pause()
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault(
+        "update", library.update(pause_midway, control, batch_size=4)), daemon=True)
+    worker.start()
+    worker.join(60)
+    if worker.is_alive():
+        control.cancel()  # let it go, then fail
+        worker.join(30)
+        raise AssertionError("a paused update ends instead of holding the writer lock")
+    assert result["update"].summary.paused and 0 < library.catalog.count() < 120
+    holder = _hold_lock(glimpse_home, 1)  # another process gets the lock at once
+    holder.wait()
+    control.resume()
+    update = library.update(control=control)
+    assert not update.summary.paused and library.catalog.count() == 120
+    assert update.summary.encoded == 120 - result["update"].summary.encoded

@@ -81,9 +81,14 @@ class IndexTask(Task):
     def run(self, job: Job):
         from app import tasks
 
-        self.result = tasks.index(self.library, job, only=self.only, on_wait=self.on_wait)
-        job.check()  # stopped by a cancel: the task ends as cancelled, its Update kept in `result`
-        return self.result
+        # Paused, an update ends at its next batch and gives back the catalog's writer lock, so another
+        # Glimpse (`glimpse index`) is not kept waiting by a paused window; resuming plans again.
+        job.control.yield_when_paused = True
+        while True:
+            self.result = tasks.index(self.library, job, only=self.only, on_wait=self.on_wait)
+            job.check()  # waits while paused, holding nothing; a cancel ends the task, its Update kept
+            if not self.result.summary.paused:
+                return self.result
 
 
 class ObtainTask(Task):

@@ -40,6 +40,7 @@ class Summary:
     reused: int = 0          # photos that took an existing vector (moves, copies, duplicates)
     errors: int = 0
     cancelled: bool = False
+    paused: bool = False     # ended early because it was paused (Control.yield_when_paused)
     seconds: float = 0.0
     error_list: list[tuple[str, str]] = field(default_factory=list)
 
@@ -199,6 +200,9 @@ class Indexer:
                         exhausted = True
                     else:
                         window.append(pool.submit(self._prepare, info, known, claimed, lock, metas.get))
+                if control.yielding:
+                    summary.paused = True
+                    break
                 if not window or not control.checkpoint():
                     break
                 item = window.popleft().result()
@@ -226,7 +230,7 @@ class Indexer:
                     flush()
             for f in window:
                 f.cancel()
-        if control.cancelled:
+        if control.cancelled or summary.paused:
             summary.cancelled = True  # the partial batch is dropped; the next run redoes it
         else:
             encode_batch()
