@@ -1,11 +1,7 @@
 """The window's library side: first run, folders, indexing progress, unreadable files, closing mid-way."""
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-from PySide6.QtCore import Qt
 
 from conftest import file_digests, make_photos
 from gui import WAIT, answered, close_window, drop, file_mime, library_threads, open_window, search, wait_idle
