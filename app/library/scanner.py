@@ -122,7 +122,7 @@ def walk(start: str, exclusions: Exclusions, problems: list[str] | None = None,
                     if exclusions.skips_folder(name, entry.path[cut:]):
                         continue
                     linked_to = os.path.realpath(entry.path) if entry.is_symlink() else None
-                    if linked_to and any(_within(r, linked_to) for r in real_roots):
+                    if linked_to and any(within(r, linked_to) for r in real_roots):
                         problems.append(f"{entry.path}: not followed (it links to {linked_to}, "
                                         "which holds a watched folder)")
                         continue
@@ -200,7 +200,7 @@ def plan(catalog: Catalog, roots: list[str], exclusions: Exclusions, model_id: s
             result.skipped_roots.append(root)
             record[root] = recorded.get(root, [])
             continue
-        starts = [root] if only is None else [f for f in only if _within(f, root)]
+        starts = [root] if only is None else [f for f in only if within(f, root)]
         mounts_seen: set[str] = set()
         for start in starts:
             seen: set[str] = set()
@@ -230,12 +230,12 @@ def plan(catalog: Catalog, roots: list[str], exclusions: Exclusions, model_id: s
                     if (r == root or r not in watched) and (p == start or p.startswith(prefix)) and p not in seen]
             kept = _out_of_sight_photos(start, root, exclusions, walked, recorded.get(root, []), gone, seen,
                                         result.problems)
-            result.deleted.extend(p for p in gone if not any(_within(p, k) for k in kept))
+            result.deleted.extend(p for p in gone if not any(within(p, k) for k in kept))
             result.kept.extend(kept)
             result.linked_dirs.update(walked.linked)
             mounts_seen.update(walked.mounts)
             mounts_seen.update(m for m in recorded.get(root, []) if m in kept
-                               or any(_within(m, u) for u in walked.unlisted))
+                               or any(within(m, u) for u in walked.unlisted))
         record[root] = sorted(mounts_seen)
     result.todo = list({f.path: f for f in result.todo}.values())
     if only is None and roots:
@@ -243,7 +243,7 @@ def plan(catalog: Catalog, roots: list[str], exclusions: Exclusions, model_id: s
         # those under a watched root, which that root's scan has taken care of. With no roots at all
         # (a settings file lost?) nothing is forgotten: Folders.remove forgets a root's photos anyway.
         result.deleted.extend(p for p, r in zip(paths, roots_col)
-                              if r not in watched and not any(_within(p, w) for w in roots))
+                              if r not in watched and not any(within(p, w) for w in roots))
         result.mount_points = [m for root in roots for m in record[root]]
         if record != recorded:
             catalog.set_meta(MOUNTS, json.dumps(record, sort_keys=True)).result()
@@ -268,7 +268,7 @@ def _out_of_sight_photos(start: str, root: str, exclusions: Exclusions, walked: 
     whose target is missing, and mount points (now, or at the last full scan) that are empty or
     unmounted while the catalog holds photos there. Reports the links and mount points."""
     def held(folder: str) -> int:
-        return sum(1 for p in gone if _within(p, folder))
+        return sum(1 for p in gone if within(p, folder))
 
     kept = []
     for folder in walked.unlisted:
@@ -278,16 +278,16 @@ def _out_of_sight_photos(start: str, root: str, exclusions: Exclusions, walked: 
             if os.path.islink(folder) and not os.path.exists(folder):
                 problems.append(f"{folder}: link target is missing (unplugged?); its {n} photos are kept")
     for mount in sorted(set(recorded) | set(walked.mounts)):
-        if _within(mount, start):
+        if within(mount, start):
             folder, mounted = mount, mount in walked.mounts
-            if not mounted and (_excluded(mount, root, exclusions) or any(_within(mount, k) for k in kept)):
+            if not mounted and (_excluded(mount, root, exclusions) or any(within(mount, k) for k in kept)):
                 continue  # excluded by the user, or already kept
-        elif _within(start, mount):
+        elif within(start, mount):
             folder, mounted = start, os.path.ismount(mount)
         else:
             continue
         n = held(folder)
-        if not n or any(_within(p, folder) for p in seen) or (mounted and not _empty(mount)):
+        if not n or any(within(p, folder) for p in seen) or (mounted and not _empty(mount)):
             continue
         kept.append(folder)
         state = "empty" if os.path.isdir(mount) else "not found"
@@ -313,7 +313,7 @@ def _out_of_sight(path: str, root: str) -> tuple[str, str] | None:
         pass
     except OSError as e:
         return path, f"{e.strerror or e}"
-    while path != root and _within(path, root):
+    while path != root and within(path, root):
         if os.path.islink(path) and not os.path.exists(path):
             return path, ""
         path = os.path.dirname(path)
@@ -340,6 +340,6 @@ def _one_file(path: str, root: str, exclusions: Exclusions) -> list[FileInfo]:
     return [FileInfo(path, root, st.st_size, st.st_mtime_ns)] if stat.S_ISREG(st.st_mode) else []
 
 
-def _within(path: str, root: str) -> bool:
+def within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 

@@ -61,6 +61,14 @@ class Result:
                 "size": self.size, "width": self.width, "height": self.height}
 
 
+def parse_day(text: str) -> dt.date:
+    """A calendar day as a user types it (YYYY-MM-DD)."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"'{text}' is not a date (use YYYY-MM-DD)") from None
+
+
 @dataclass(frozen=True)
 class Filters:
     folder: str | None = None
@@ -68,13 +76,11 @@ class Filters:
     before: int | None = None    # taken_at < before
 
     @staticmethod
-    def dates(after: str | None = None, before: str | None = None, folder: str | None = None) -> "Filters":
-        """From calendar dates (YYYY-MM-DD, inclusive) as a user types them."""
-        def day(s: str, end: bool) -> int:
-            try:
-                d = dt.date.fromisoformat(s)
-            except ValueError:
-                raise QueryError(f"'{s}' is not a date (use YYYY-MM-DD)") from None
+    def dates(after: str | dt.date | None = None, before: str | dt.date | None = None,
+              folder: str | None = None) -> "Filters":
+        """From calendar days (dates, or YYYY-MM-DD as a user types them), both inclusive."""
+        def day(s: str | dt.date, end: bool) -> int:
+            d = s if isinstance(s, dt.date) else parse_day(s)
             # Counted in days, so the end of 9999-12-31 does not overflow the date type.
             return ((d - dt.date(1970, 1, 1)).days + (1 if end else 0)) * 86400
         return Filters(os.path.abspath(folder) if folder else None, day(after, False) if after else None,

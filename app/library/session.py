@@ -50,13 +50,10 @@ class SearchAnswer:
 
 
 def day(text: str | None) -> dt.date | None:
-    """A calendar day as typed (YYYY-MM-DD)."""
-    if not text:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise QueryError(f"'{text}' is not a date (use YYYY-MM-DD)") from None
+    """A calendar day as typed (YYYY-MM-DD), or None for none."""
+    from .search import parse_day
+
+    return parse_day(text) if text else None
 
 
 def answer(library, request: SearchRequest, early: Callable[[SearchAnswer], None] | None = None) -> SearchAnswer:
@@ -69,8 +66,7 @@ def answer(library, request: SearchRequest, early: Callable[[SearchAnswer], None
     if request.sort not in SORTS:
         raise QueryError(f"'{request.sort}' is not a sort order ({', '.join(SORTS)})")
     terms = parse(request.text, add=list(request.images), sub=list(request.subtract), similar=list(request.similar))
-    filters = Filters.dates(request.after.isoformat() if request.after else None,
-                            request.before.isoformat() if request.before else None, request.folder)
+    filters = Filters.dates(request.after, request.before, request.folder)
     searcher = library.searcher()
     previous = searcher.loaded
     first = _run(searcher, request, terms, filters, request.fresh)

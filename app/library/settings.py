@@ -70,16 +70,6 @@ class Settings:
             self._absorb({**DEFAULTS, **merged}, own=key)
             return value
 
-    def save(self) -> None:
-        """Write the file as it stands (each change is already written as it is made)."""
-        with self._lock, self._locked():
-            try:
-                on_disk, _ = self._read()
-            except (ValueError, OSError):
-                on_disk = dict(self._data)
-            self._seen = self._write(on_disk)
-            self._absorb({**DEFAULTS, **on_disk})
-
     def reload(self) -> set[str]:
         """Follow changes other processes made to the file; returns the keys whose values changed since
         the last reload() (this process's own changes are not reported). Cheap when nothing changed."""

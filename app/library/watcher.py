@@ -29,7 +29,7 @@ from watchdog.observers import Observer
 from .formats import is_photo_name
 from .indexer import Control, Progress
 from .library import Library, Update
-from .scanner import Plan
+from .scanner import Plan, within
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,6 @@ def _identity(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
-
-
-def _within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 class _Overflow(logging.Handler):
@@ -138,7 +134,7 @@ class Watcher:
         """`path` as the catalog sees it: through the links to `target` when it came from a target's watch."""
         if target is None:
             return [path]
-        rest = path[len(target):] if _within(path, target) else None
+        rest = path[len(target):] if within(path, target) else None
         return [] if rest is None else [link + rest for link in self._links.get(target, ())]
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -196,7 +192,7 @@ class Watcher:
         roots = self.library.folders.list()
         links = {} if replace else {t: list(ls) for t, ls in self._links.items()}
         for link, target in linked.items():
-            if not any(_within(target, r) for r in roots):
+            if not any(within(target, r) for r in roots):
                 links.setdefault(target, [])
                 if link not in links[target]:
                     links[target].append(link)
@@ -247,9 +243,9 @@ class Watcher:
         mounts = _mount_points()
         if mounts is not None and mounts != self._mounts:  # a drive mounted or unmounted (Linux)
             if self._mounts is not None:
-                touched = [m for m in mounts ^ self._mounts if any(_within(m, r) for r in roots)]
+                touched = [m for m in mounts ^ self._mounts if any(within(m, r) for r in roots)]
                 if touched:  # a root's watch is on the folder under a new mount: watch it again
-                    self._rewatch.update(r for r in roots if any(_within(m, r) for m in touched))
+                    self._rewatch.update(r for r in roots if any(within(m, r) for m in touched))
                     self.request_reconcile()
             self._mounts = mounts
         for path, before in list(self._polled.items()):
@@ -257,7 +253,7 @@ class Watcher:
             if now != before:
                 self._polled[path] = now
                 if path in self._mount_points:  # the root's watch is on the folder under the mount
-                    self._rewatch.update(r for r in self._root_ids if _within(path, r))
+                    self._rewatch.update(r for r in self._root_ids if within(path, r))
                 self.request_reconcile()
 
     # -- work side (watcher thread) ------------------------------------------------------------------
@@ -289,7 +285,7 @@ class Watcher:
             with self._wake:
                 full, self._reconcile = self._reconcile, False
                 roots = self.library.folders.list()
-                only = None if full else sorted(p for p in self._pending if any(_within(p, r) for r in roots))
+                only = None if full else sorted(p for p in self._pending if any(within(p, r) for r in roots))
                 self._pending.clear()
                 if only == []:
                     continue  # only events outside the watched folders
