@@ -35,11 +35,14 @@ def _version(dist: str) -> str | None:
 
 def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licence: str | None = None,
             pretrained: str | None = None, progress: Progress | None = None,
-            image_space: str | None = None) -> StoredModel:
+            image_space: str | None = None, keep_weights: bool = False,
+            extra: dict | None = None) -> StoredModel:
     """Export `loaded` into the store as `model_id`, atomically, after a parity check.
 
     `image_space`: declare the base model's space when only the text tower differs from it (the
-    default is the space of the exported image tower itself)."""
+    default is the space of the exported image tower itself). `keep_weights`: store the torch weights
+    too (`open_clip_model.safetensors`), so the model can be fine-tuned or exported as an open_clip
+    folder later. `extra`: more manifest fields (a fine-tune's metrics)."""
     progress = progress or _noop
     _check_id(model_id)
     pp = loaded.preprocess
@@ -52,6 +55,8 @@ def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licenc
         progress("export", 2, 3)
         report = parity(loaded.model, tmp, size, tokens, variable_length=spec["variable_length"])
         progress("export", 3, 3)
+        if keep_weights:
+            openclip.save_weights(loaded.model, tmp / openclip.WEIGHT_NAMES[0])
         (tmp / "open_clip_config.json").write_text(json.dumps(
             {"model_cfg": loaded.model_cfg, "preprocess_cfg": pp, "architecture": loaded.architecture},
             indent=2), encoding="utf-8")
@@ -69,6 +74,7 @@ def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licenc
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "versions": {d: _version(d) for d in ("glimpse", "torch", "open_clip_torch", "onnx", "onnxruntime-gpu",
                                                   "onnxruntime") if _version(d)},
+            **(extra or {}),
         }
         return store.install(tmp, manifest)
 
@@ -131,4 +137,5 @@ def import_path(store: ModelStore, path: str | Path, architecture: str | None = 
         loaded = openclip.from_folder(path)
     else:
         loaded = openclip.from_weights(architecture, path, lineage={"kind": "import", "path": str(path.resolve())})
-    return install(store, loaded, model_id, progress=progress)
+    # The source may go away (a USB stick, a download folder): keep the weights for fine-tuning and export.
+    return install(store, loaded, model_id, progress=progress, keep_weights=True)

@@ -133,6 +133,40 @@ def _first_line(e: BaseException) -> str:
     return (text[0] if text else type(e).__name__)[:300]
 
 
+def from_stored(stored, fetch: bool = True) -> Loaded:
+    """The torch model of a stored model: its own `open_clip_model.safetensors` (imported and fine-tuned
+    models keep theirs), else a pulled model's weights from the Hugging Face cache (downloaded again
+    only when the cache lost them and `fetch`). The lineage is the stored model's own."""
+    if (stored.path / WEIGHT_NAMES[0]).is_file():
+        loaded = from_folder(stored.path)
+        loaded.architecture = stored.manifest.get("architecture") or loaded.architecture
+    else:
+        lineage = stored.manifest.get("lineage") or {}
+        hub = lineage.get("hf_hub")
+        if not hub:
+            raise ImportError_(f"Model '{stored.id}' keeps no torch weights (it was installed before Glimpse "
+                               "kept them): import or pull it again to fine-tune it.")
+        from .download import fetch_weights
+
+        if not fetch:
+            from .errors import OfflineError
+            raise OfflineError(f"The weights of '{stored.id}' are not in the Hugging Face cache.")
+        weights = fetch_weights(hub, quiet=True)
+        cfg = json.loads((stored.path / "open_clip_config.json").read_text(encoding="utf-8"))
+        loaded = from_weights(stored.manifest["architecture"], weights, preprocess=cfg.get("preprocess_cfg"),
+                              quick_gelu=cfg.get("model_cfg", {}).get("quick_gelu"))
+    loaded.lineage = dict(stored.manifest.get("lineage") or {})
+    return loaded
+
+
+def save_weights(model, path: Path) -> None:
+    """The model's weights as safetensors (open_clip's own file name loads them back)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+
+
 def random_init(architecture: str, seed: int = 0) -> Loaded:
     """A registered architecture with random weights: same compute as the real one (benchmarks, checks)."""
     open_clip = _quiet_open_clip()

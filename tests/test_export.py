@@ -14,7 +14,9 @@ from model.store import ModelStore
 
 def test_store_folder_holds_both_towers_and_a_complete_manifest(tiny_stored):
     names = {p.name for p in tiny_stored.path.iterdir()}
-    assert {"visual.onnx", "textual.onnx", "tokenizer.json", "open_clip_config.json", "manifest.json"} == names
+    # An imported model keeps its torch weights (its source may go away): for fine-tuning and export.
+    assert {"visual.onnx", "textual.onnx", "tokenizer.json", "open_clip_config.json", "manifest.json",
+            "open_clip_model.safetensors"} == names
     m = json.loads((tiny_stored.path / "manifest.json").read_text())
     assert m["embed_dim"] == 32
     assert m["preprocess"]["size"] == [64, 64] and m["preprocess"]["interpolation"] == "bicubic"

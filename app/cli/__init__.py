@@ -1,4 +1,4 @@
-"""The command-line front: `glimpse folders|index|search|watch|status|errors|models|doctor`.
+"""The command-line front: `glimpse folders|index|search|watch|status|errors|models|captions|tune|doctor`.
 
 Library code raises errors with messages fit for a user; this module turns them into one line
 on stderr and a non-zero exit, never a traceback.
@@ -11,7 +11,7 @@ import sys
 
 from app import __version__
 
-from . import doctor, library, models
+from . import captions, doctor, library, models, tune
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     library.add_parsers(sub)
     models.add_parser(sub)
+    captions.add_parser(sub)
+    tune.add_parser(sub)
     doctor.add_parser(sub)
     return p
 

@@ -31,6 +31,10 @@ def add_parser(sub) -> None:
     use = msub.add_parser("use", help="make a model the active one")
     use.add_argument("name")
     use.set_defaults(func=cmd_use)
+    exp = msub.add_parser("export", help="write a model as an open_clip folder (config + safetensors)")
+    exp.add_argument("name")
+    exp.add_argument("folder", help="where to write it (created; must be empty if it exists)")
+    exp.set_defaults(func=cmd_export)
 
 
 def cmd_list(args) -> int:
@@ -49,7 +53,11 @@ def cmd_list(args) -> int:
             continue
         mark = "*" if e.id == active else " "
         m = e.manifest
-        print(f"{mark} {e.id:<28} {m.get('architecture', '?'):<26} dim {e.embed_dim:<5} {human_size(e.size_bytes)}")
+        lineage = m.get("lineage") or {}
+        tuned = (f"  tuned from {lineage.get('base')} ({lineage.get('mode')})"
+                 if lineage.get("kind") == "finetune" else "")
+        print(f"{mark} {e.id:<28} {m.get('architecture', '?'):<26} dim {e.embed_dim:<5} {human_size(e.size_bytes)}"
+              + tuned)
     if args.available:
         installed = {e.id for e in entries if not isinstance(e, CorruptModel)}
         print("\nAvailable to pull (`glimpse models pull NAME`):")
@@ -159,4 +167,13 @@ def cmd_use(args) -> int:
         library.close()
     print(f"Active model: {args.name}" if active else
           f"'{args.name}' is not active yet: run `glimpse index` to finish its vectors.")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from app import tasks
+
+    ctx = Context()
+    folder = tasks.export_model(ctx.library, args.name, args.folder)
+    print(f"Wrote {folder}: load it with open_clip.create_model_from_pretrained('local-dir:{folder}').")
     return 0

@@ -20,10 +20,38 @@ from superqt.utils import create_worker
 
 from app.library.session import SearchAnswer, SearchRequest
 
-from .jobs import (ActivateTask, ExclusionsTask, IndexTask, JobRunner, ObtainTask, RemoveFolderTask, RemoveModelTask,
-                   Task)
+from .jobs import (ActivateTask, CaptionTask, ExclusionsTask, IndexTask, JobRunner, ObtainTask, RemoveFolderTask,
+                   RemoveModelTask, Task, TuneTask)
 
 log = logging.getLogger(__name__)
+
+
+def caption_fields(caption) -> dict:
+    """A `CaptionPair` (or None) as the preview shows it."""
+    return {"caption": caption.text if caption else None, "caption_source": caption.source if caption else None}
+
+
+def gpu_name() -> str | None:
+    """The NVIDIA GPU fine-tuning can use, by name; None without one. Asks the driver (and nvidia-smi),
+    never torch, which must not load into the window: the training child makes the final choice."""
+    import shutil
+    import subprocess
+
+    from model.runtime import cuda_driver_present
+
+    if not cuda_driver_present():
+        return None
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return "NVIDIA GPU"
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "NVIDIA GPU"
+    first = next((line for line in out.splitlines() if line.startswith("GPU ")), "")
+    if not first:
+        return None  # the driver is there, but no GPU answers
+    return first.split(":", 1)[1].split("(UUID")[0].strip() or "NVIDIA GPU"
 
 
 class Backend(QObject):
@@ -236,8 +264,38 @@ class Backend(QObject):
         self._job(work, done=done, failed=failed)
 
     def photo_details(self, path: str, done: Callable[[dict], None]) -> None:
+        """The photo's catalog row, with its caption ("caption", "caption_source"; None when it has none)."""
         lib = self.library
-        self._job(lambda: lib.catalog.photo(path) or {}, done=done)
+
+        def work() -> dict:
+            row = dict(lib.catalog.photo(path) or {})
+            try:
+                row.update(caption_fields(lib.caption_of(path)))
+            except Exception:  # noqa: BLE001 - the details show without a caption
+                log.warning("cannot read the caption of %s", path, exc_info=True)
+            return row
+
+        self._job(work, done=done)
+
+    def set_caption(self, path: str, text: str, done: Callable[[dict], None] | None = None) -> None:
+        """Type a caption for a photo ("" clears the typed one: a caption from its files shows again).
+        `done` gets {"caption", "caption_source"} as now stored."""
+        lib = self.library
+        if lib is None:
+            return
+        if isinstance(self.runner.current, TuneTask):
+            # Fine-tuning writes nothing to the catalog and may run for long: the caption need not wait.
+            self._job(lambda: caption_fields(lib.set_caption(path, text)), done=done)
+            return
+
+        def then(task: Task) -> None:
+            if task.state == "done":
+                if done is not None:
+                    done(caption_fields(task.result))
+            elif task.state == "failed":
+                self.message.emit(task.message)
+
+        self.runner.submit(CaptionTask(lib, path, text), then=then)
 
     # -- models ---------------------------------------------------------------------------------------
     def refresh_models(self, with_providers: bool = False) -> None:
@@ -246,6 +304,7 @@ class Backend(QObject):
             return
 
         def work() -> dict:
+            from app.tasks.tune import base_of
             from model.errors import CorruptModel
 
             installed = []
@@ -254,7 +313,8 @@ class Backend(QObject):
                     installed.append({"id": m.model_id, "damaged": str(m)})
                 else:
                     installed.append({"id": m.id, "architecture": m.manifest.get("architecture", "?"),
-                                      "dim": m.embed_dim, "bytes": m.size_bytes, "lineage": m.manifest.get("lineage")})
+                                      "dim": m.embed_dim, "bytes": m.size_bytes, "lineage": m.manifest.get("lineage"),
+                                      "base": base_of(m)})
             providers: list[str] = []
             if with_providers and lib.models.active_id and lib.models.store.exists(lib.models.active_id):
                 providers = lib.encoder().providers_in_use()
@@ -326,6 +386,37 @@ class Backend(QObject):
             self.refresh_models(with_providers=True)
             self.refresh_status()
             self.start_watching()
+
+    # -- personalizing -------------------------------------------------------------------------------
+    def caption_summary(self, done: Callable[[dict], None]) -> None:
+        """What fine-tuning would learn from (`Library.caption_summary`), with "gpu" (the NVIDIA GPU's
+        name, or None) and "active" (the model it would start from)."""
+        lib = self.library
+        if lib is None:
+            return
+
+        def work() -> dict:
+            summary = dict(lib.caption_summary())
+            summary["gpu"] = gpu_name()
+            summary["active"] = lib.models.active_id
+            return summary
+
+        self._job(work, done=done)
+
+    def tune(self, options, on_event: Callable[[dict], None] | None = None) -> Task | None:
+        """Fine-tune (`app.tasks.tune.run` in a task of the runner; the training is a child process).
+        `on_event(dict)` is called on the runner's thread. Installs a new model, activates nothing."""
+        if self.library is None or self.runner.find(TuneTask) is not None:
+            return None
+
+        def then(task: Task) -> None:
+            if task.state == "done":
+                self.message.emit(f"Fine-tuned {task.result.result.get('model')}: see Settings → Personalize.")
+            elif task.state == "failed":
+                self.message.emit(task.message)
+            self.refresh_models()
+
+        return self.runner.submit(TuneTask(self.library, options, on_event), then=then)
 
     # -- closing --------------------------------------------------------------------------------------
     def close(self, timeout_ms: int = 30_000) -> None:

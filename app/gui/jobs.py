@@ -1,7 +1,8 @@
 """The window's job runner: heavy work runs here, one task at a time, in the order asked.
 
 Indexing (each batch the watcher sends), getting a model (download or import), switching to a model
-(making its vectors), removing a folder or a model, setting exclusions and, later, training are each
+(making its vectors), removing a folder or a model, setting exclusions, saving a typed caption and
+fine-tuning (a child process) are each
 a `Task` subclass, as in Vorta's jobs manager: one class per operation, `run(job)` doing the work on
 the runner's thread through a `model.jobs.Job` (progress out; pause and cancel in, the same for every
 task), and `then(task)` following on the GUI thread. Everything that writes the catalog runs here, so
@@ -180,6 +181,39 @@ class ExclusionsTask(Task):
 
     def run(self, job: Job) -> None:
         self.library.folders.set_exclusions(self.patterns)
+
+
+class CaptionTask(Task):
+    """Save a caption typed in the preview ("" clears it). Returns the photo's caption now (a
+    `CaptionPair` or None: with the typed one cleared, a caption from its files shows again)."""
+    title = "Saving a caption"
+    edit = True
+
+    def __init__(self, library, path: str, text: str):
+        super().__init__()
+        self.library, self.path, self.text = library, path, text
+
+    def run(self, job: Job):
+        return self.library.set_caption(self.path, self.text, on_wait=self.on_wait)
+
+
+class TuneTask(Task):
+    """Fine-tune the active model on the user's captions (`app.tasks.tune.run`): the training runs in a
+    child process (`python -m training`), so torch never loads into the window and Cancel kills it. Its
+    events (`on_event(dict)`, called on the runner's thread) feed the Personalize tab's chart. Returns the
+    `Outcome`: a new model is installed, nothing is activated (the user chooses)."""
+    title = "Personalizing"
+    noun = "steps"
+    close_wait = 10.0   # the child gets SIGTERM, then SIGKILL after 5 s
+
+    def __init__(self, library, options, on_event: Callable[[dict], None] | None = None):
+        super().__init__()
+        self.library, self.options, self.on_event = library, options, on_event
+
+    def run(self, job: Job):
+        from app.tasks import tune
+
+        return tune.run(self.library, self.options, job, self.on_event)
 
 
 class JobRunner(QObject):

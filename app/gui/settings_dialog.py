@@ -1,6 +1,7 @@
-"""Settings: the library (folders, exclusions, watching, theme) and the model (choose, download, import).
+"""Settings: the library (folders, exclusions, watching, theme), the model (choose, download, import) and
+Personalize (fine-tuning on the user's captions, `personalize`).
 
-Tabs are added by name, so the fine-tuning panel (a later issue) becomes one more tab.
+Tabs are added by name, so each panel is one more tab.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .backend import Backend
 from .jobbar import describe
 from .jobs import ObtainTask, Task
 from .library_panel import FoldersView
+from .personalize import PersonalizeTab
 from app.library.status import LibraryStatus
 from app.library.units import human_size
 
@@ -124,12 +126,14 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.backend = backend
         self.setWindowTitle("Glimpse settings")
-        self.resize(720, 520)
+        self.resize(760, 640)
         lay = QVBoxLayout(self)
         self.tabs = QTabWidget(self)
         lay.addWidget(self.tabs)
         self.tabs.addTab(self._library_tab(theme), "Library")
         self.tabs.addTab(self._model_tab(), "Model")
+        self.personalize = PersonalizeTab(backend, getattr(parent, "thumbs", None), self)
+        self.tabs.addTab(self.personalize, "Personalize")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.close)
         lay.addWidget(buttons)

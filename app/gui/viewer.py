@@ -1,11 +1,19 @@
-"""The preview: one photo large (EXIF orientation applied), its details, and ←/→ through the results."""
+"""The preview: one photo large (EXIF orientation applied), its details, its caption, and ←/→ through the results.
+
+The caption field shows the photo's caption and where it came from. A typed caption (or none) is
+edited in place; a caption from the photo's files (XMP, a sidecar, captions.csv…) shows read-only,
+with Override to type one of Glimpse's own instead (the files are never written). It is saved on Enter
+or when the field loses focus, through `caption_sink` (the backend, off the GUI thread); fine-tuning
+learns from it.
+"""
 from __future__ import annotations
 
 import os
 
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QKeyEvent, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import QFormLayout, QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QSizePolicy, QVBoxLayout,
+                               QWidget)
 from superqt import QElidingLabel
 from superqt.utils import create_worker
 
@@ -15,6 +23,11 @@ from .results import when
 from .widgets import tool_button
 
 MAX_SIDE = 2560  # decoded size: sharp on a 4K screen, 1/2 or 1/4 JPEG scale for a camera photo
+# Where a caption came from, as the preview says it.
+CAPTION_SOURCES = {"typed": "typed", "xmp": "from XMP", "iptc": "from IPTC", "exif": "from EXIF",
+                   "xmp-sidecar": "from an XMP sidecar", "takeout": "from Google Takeout",
+                   "captions.csv": "from captions.csv", "metadata.csv": "from metadata.csv",
+                   "metadata.jsonl": "from metadata.jsonl", "album": "from the album's name"}
 
 
 def load_preview(path: str, max_side: int = MAX_SIDE) -> QImage:
@@ -63,6 +76,93 @@ class ImageCanvas(QWidget):
         p.end()
 
 
+class CaptionEdit(QLineEdit):
+    """Enter saves and Esc reverts; neither reaches the preview (where they open or close the photo)."""
+    done = Signal()  # the user is finished with the field: the preview takes the keys again
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.original = ""
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            super().keyPressEvent(event)  # editingFinished: the field saves
+            event.accept()
+            self.done.emit()
+        elif key == Qt.Key.Key_Escape:
+            self.setText(self.original)
+            self.done.emit()
+            event.accept()
+        else:
+            super().keyPressEvent(event)
+
+
+class CaptionField(QWidget):
+    """The caption, its source, and Override for a caption that comes from the photo's files."""
+    edited = Signal(str, str)  # path, text ("" clears a typed caption)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.path = ""
+        self.source: str | None = None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        self.edit = CaptionEdit(self)
+        self.edit.setAccessibleName("Caption")
+        self.edit.editingFinished.connect(self.commit)
+        lay.addWidget(self.edit)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        self.origin = QLabel("", self)
+        self.origin.setStyleSheet("color: palette(placeholder-text)")
+        self.override = tool_button(self, "Override", "Type your own caption instead (the file is not changed)",
+                                    self.start_override)
+        row.addWidget(self.origin, 1)
+        row.addWidget(self.override)
+        lay.addLayout(row)
+        self.show_caption("", None, None)
+
+    def show_caption(self, path: str, text: str | None, source: str | None, loading: bool = False,
+                     editable: bool = True) -> None:
+        """What the catalog holds for `path`: typed or none is editable, a file's caption read-only."""
+        self.path, self.source = path, source
+        self.edit.original = text or ""
+        self.edit.setText(text or "")
+        from_file = source is not None and source != "typed"
+        self._read_only(from_file or loading or not editable)
+        self.edit.setPlaceholderText("…" if loading else "Add a caption (Enter saves)" if editable else "")
+        self.origin.setText(CAPTION_SOURCES.get(source, f"from {source}") if source else "")
+        self.origin.setVisible(bool(source))
+        self.override.setVisible(from_file and not loading and editable)
+        self.edit.setToolTip("From the photo's files; Override to type your own" if from_file else
+                             "Your caption for this photo: fine-tuning learns from it")
+
+    def _read_only(self, on: bool) -> None:
+        self.edit.setReadOnly(on)
+        self.edit.setStyleSheet("QLineEdit { background: palette(window); }" if on else "")  # not for typing
+
+    def start_override(self) -> None:
+        self._read_only(False)
+        self.override.setVisible(False)
+        self.origin.setText(f"{self.origin.text()}; type to override")
+        self.edit.setFocus()
+        self.edit.selectAll()
+
+    def commit(self) -> None:
+        """Save a changed caption (on Enter, focus out, or moving to another photo)."""
+        if self.edit.isReadOnly() or not self.path:
+            return
+        text = self.edit.text().strip()
+        if text == self.edit.original.strip():
+            return
+        if not text and self.source != "typed":
+            return  # nothing typed, nothing to clear
+        self.edit.original = text
+        self.edited.emit(self.path, text)
+
+
 class Viewer(QWidget):
     closed = Signal()
     moved = Signal(int)          # the row now shown
@@ -71,10 +171,13 @@ class Viewer(QWidget):
     reveal_requested = Signal(str)
     copy_requested = Signal(str)
 
-    def __init__(self, details_source, parent: QWidget | None = None):
-        """`details_source(path, done)` fetches the catalog row of a photo off the GUI thread."""
+    def __init__(self, details_source, parent: QWidget | None = None, caption_sink=None):
+        """`details_source(path, done)` fetches the catalog row of a photo off the GUI thread (with its
+        "caption" and "caption_source"); `caption_sink(path, text, done)` saves a typed caption off it, and
+        `done({"caption", "caption_source"})` follows. Without a sink the caption is shown read-only."""
         super().__init__(parent)
         self.details_source = details_source
+        self.caption_sink = caption_sink
         self.paths: list[str] = []
         self.row = -1
         self.loaded_path: str | None = None  # the path whose pixels are on screen
@@ -107,6 +210,10 @@ class Viewer(QWidget):
         self.info.setFixedWidth(260)
         form = QFormLayout(self.info)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+        self.caption = CaptionField(self.info)
+        self.caption.edited.connect(self._caption_edited)
+        self.caption.edit.done.connect(self.setFocus)
+        form.addRow("<b>Caption</b>", self.caption)
         self.fields: dict[str, QLabel] = {}
         for key in ("Date", "Camera", "Dimensions", "File size", "Format", "Location", "Folder", "Score"):
             label = QLabel("–", self.info)
@@ -129,6 +236,7 @@ class Viewer(QWidget):
     def show_row(self, row: int) -> None:
         if not 0 <= row < len(self.paths):
             return
+        self.caption.commit()  # an edit in progress belongs to the photo it was typed for
         self.row = row
         path = self.paths[row]
         r = self.results[row]
@@ -143,6 +251,7 @@ class Viewer(QWidget):
         self.fields["Score"].setText(f"{r.score:.3f}")
         for key in ("Camera", "Format", "Location"):
             self.fields[key].setText("…")
+        self.caption.show_caption(path, None, None, loading=True)
         create_worker(load_preview, path, _connect={"returned": lambda img, p=path: self._shown(p, img, ""),
                                                     "errored": lambda e, p=path: self._shown(p, None, str(e))},
                       _ignore_errors=True)
@@ -163,6 +272,16 @@ class Viewer(QWidget):
         self.fields["Format"].setText(row.get("format") or "–")
         lat, lon = row.get("lat"), row.get("lon")
         self.fields["Location"].setText(f"{lat:.5f}, {lon:.5f}" if lat is not None and lon is not None else "–")
+        self.caption.show_caption(path, row.get("caption"), row.get("caption_source"),
+                                  editable=self.caption_sink is not None)
+
+    def _caption_edited(self, path: str, text: str) -> None:
+        if self.caption_sink is not None:
+            self.caption_sink(path, text, lambda fields, p=path: self._caption_saved(p, fields))
+
+    def _caption_saved(self, path: str, fields: dict) -> None:
+        if path == self.current_path and not (self.caption.edit.hasFocus() and not self.caption.edit.isReadOnly()):
+            self.caption.show_caption(path, fields.get("caption"), fields.get("caption_source"))
 
     def step(self, delta: int) -> None:
         self.show_row(self.row + delta)

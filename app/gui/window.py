@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
         self.empty.setTextFormat(Qt.TextFormat.RichText)
         self.results_page.addWidget(self.empty)
         self.results_page.addWidget(self.view)
-        self.viewer = Viewer(self.backend.photo_details, self.pages)
+        self.viewer = Viewer(self.backend.photo_details, self.pages, caption_sink=self.backend.set_caption)
         for w in (self.opening, self.welcome, self.results_page, self.viewer):
             self.pages.addWidget(w)
         outer.addWidget(self.pages, 1)

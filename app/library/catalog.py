@@ -7,6 +7,14 @@ Tables
   by content hash: a photo's vector lives with its content, not its path, so identical files are encoded
   once and a moved or copied photo keeps its vector. Vectors of different image towers never mix; models
   that share an image tower share a table. Each table records its space in its schema metadata.
+- `captions`: captions found in the files (`app.library.caption_index`), one row per photo, source and
+  the folder they were read in (the photo's own, or that of a captions.csv naming it): path, folder,
+  source, text. A folder's rows are replaced whole when it is read again.
+- `caption_folders`: per folder, a signature of what its captions come from (photos' names, sizes and
+  times, and caption-bearing files), so unchanged folders are not read again, and the size and time of
+  each photo when its embedded caption was read (JSON), so unchanged photos are not opened again.
+- `typed_captions`: captions the user typed, keyed by content hash (like vectors), so they follow a
+  photo that is moved or renamed: hash, text, set_at.
 - `meta`: the schema version, migrated forward on open, and small facts the scanner keeps.
 
 Paths are stored as UTF-8. A file name that is not valid UTF-8 (Python hands it over with surrogate
@@ -38,9 +46,13 @@ import pyarrow.compute as pc
 
 from .lock import WriterLock
 
-SCHEMA_VERSION = 3  # 2: vector tables keyed by image space (older ones adopted by `Library`); 3: checksum
+SCHEMA_VERSION = 4  # 2: vector tables keyed by image space (older ones adopted by `Library`); 3: checksum;
+#                     4: caption tables
 PHOTOS = "photos"
 META = "meta"
+CAPTIONS = "captions"
+CAPTION_FOLDERS = "caption_folders"
+TYPED_CAPTIONS = "typed_captions"
 ROWS_PER_PARTITION = 4096  # rows per IVF partition of the ANN index
 
 PHOTO_SCHEMA = pa.schema([
@@ -63,11 +75,29 @@ PHOTO_SCHEMA = pa.schema([
     pa.field("checksum", pa.string()),  # of the whole file, to tell a touched photo from an edited one
 ])
 META_SCHEMA = pa.schema([pa.field("key", pa.string()), pa.field("value", pa.string())])
+CAPTION_SCHEMA = pa.schema([
+    pa.field("path", pa.string(), nullable=False),    # the photo
+    pa.field("folder", pa.string(), nullable=False),  # where it was read (the photo's folder, or a caption file's)
+    pa.field("source", pa.string(), nullable=False),  # one of `captions.SOURCES`
+    pa.field("text", pa.string(), nullable=False),
+])
+CAPTION_FOLDER_SCHEMA = pa.schema([
+    pa.field("folder", pa.string(), nullable=False),
+    pa.field("signature", pa.string(), nullable=False),
+    pa.field("embedded", pa.string()),  # JSON {photo name: [size, mtime_ns]} when its embedded caption was read
+])
+TYPED_SCHEMA = pa.schema([
+    pa.field("hash", pa.string(), nullable=False),
+    pa.field("text", pa.string(), nullable=False),
+    pa.field("set_at", pa.int64()),
+])
+CAPTION_TABLES = {CAPTIONS: CAPTION_SCHEMA, CAPTION_FOLDERS: CAPTION_FOLDER_SCHEMA, TYPED_CAPTIONS: TYPED_SCHEMA}
 
 # version -> function(catalog) bringing the database from version-1 to version. Add one per change.
 MIGRATIONS: dict[int, Callable[["Catalog"], None]] = {
     2: lambda catalog: None,  # vector tables by image space: `Library` adopts the old ones (it knows the models)
     3: lambda catalog: catalog.table(PHOTOS).add_columns({"checksum": "cast(null as string)"}),
+    4: lambda catalog: catalog._create_caption_tables(),
 }
 
 
@@ -167,7 +197,8 @@ class Catalog:
     # -- set-up -------------------------------------------------------------------------------
     def _open_or_create(self) -> None:
         names = set(self._table_names())
-        if PHOTOS not in names or META not in names or self.schema_version() != SCHEMA_VERSION:
+        if (PHOTOS not in names or META not in names or not set(CAPTION_TABLES) <= names
+                or self.schema_version() != SCHEMA_VERSION):
             with self.lock.hold("creating the catalog"):  # never while another process is mid-way
                 self._create_or_migrate()
         for name in self._table_names():  # a damaged table fails here, at open, not in the middle of work
@@ -193,6 +224,13 @@ class Catalog:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[target](self)
             self._set_meta("schema_version", str(target))
+        self._create_caption_tables()  # a catalog created at this version (no migration ran)
+
+    def _create_caption_tables(self) -> None:
+        names = set(self._table_names())
+        for name, schema in CAPTION_TABLES.items():
+            if name not in names:
+                self.db.create_table(name, schema=schema, exist_ok=True)
 
     def _table_names(self) -> list[str]:
         if hasattr(self.db, "list_tables"):
@@ -280,7 +318,7 @@ class Catalog:
 
     def _compact(self, keep_versions_for: timedelta) -> None:
         for name in self._table_names():
-            if name == PHOTOS or name.startswith("vectors_"):
+            if name in (PHOTOS, *CAPTION_TABLES) or name.startswith("vectors_"):
                 self.table(name).optimize(cleanup_older_than=keep_versions_for)
 
     def compact(self, keep_versions_for: timedelta = timedelta(minutes=5)) -> Future:
@@ -384,6 +422,76 @@ class Catalog:
         """Build (or refresh) the ANN index of a model's vectors once there are at least `min_rows`."""
         return self.write(self._ensure_ann, model_id, min_rows, rows_per_partition)
 
+    # -- captions -------------------------------------------------------------------------------
+    def _replace_captions(self, folders: list[str], rows: list[dict], folder_rows: list[dict]) -> None:
+        captions, seen = self.table(CAPTIONS), self.table(CAPTION_FOLDERS)
+        for i in range(0, len(folders), 500):
+            captions.delete("folder IN (" + ", ".join(sql_str(db_path(f)) for f in folders[i:i + 500]) + ")")
+        if rows:
+            captions.add(pa.Table.from_pylist([{"path": db_path(r["path"]), "folder": db_path(r["folder"]),
+                                                "source": r["source"], "text": r["text"]} for r in rows],
+                                              schema=CAPTION_SCHEMA))
+        if folder_rows:  # last: a process killed before this reads those folders again
+            (seen.merge_insert("folder").when_matched_update_all().when_not_matched_insert_all().execute(
+                pa.Table.from_pylist([r | {"folder": db_path(r["folder"])} for r in folder_rows],
+                                     schema=CAPTION_FOLDER_SCHEMA)))
+
+    def replace_captions(self, folders: list[str], rows: list[dict], folder_rows: list[dict]) -> Future:
+        """Replace the captions read in `folders` by `rows` ({path, folder, source, text}), and record
+        what each folder looked like when read (`folder_rows`: {folder, signature, embedded})."""
+        return self.write(self._replace_captions, list(folders), list(rows), list(folder_rows))
+
+    def forget_caption_folders(self, folders: Iterable[str]) -> Future:
+        """Drop the captions read in folders that hold no photo any more."""
+        folders = list(folders)
+
+        def run():
+            for i in range(0, len(folders), 500):
+                where = "folder IN (" + ", ".join(sql_str(db_path(f)) for f in folders[i:i + 500]) + ")"
+                self.table(CAPTIONS).delete(where)
+                self.table(CAPTION_FOLDERS).delete(where)
+        return self.write(run)
+
+    def caption_rows(self, where: str | None = None) -> list[dict]:
+        """Captions found in files ({path, folder, source, text}, real paths)."""
+        q = self.table(CAPTIONS).search()
+        if where:
+            q = q.where(where)
+        rows = q.select(CAPTION_SCHEMA.names).limit(None).to_arrow()
+        return [{"path": p, "folder": f, "source": s, "text": t} for p, f, s, t in zip(
+            real_paths(rows["path"]), real_paths(rows["folder"]), rows["source"].to_pylist(), rows["text"].to_pylist())]
+
+    def caption_folders(self, columns: list[str], where: str | None = None) -> list[dict]:
+        """Rows of `caption_folders` (real folder paths)."""
+        q = self.table(CAPTION_FOLDERS).search()
+        if where:
+            q = q.where(where)
+        rows = q.select(columns).limit(None).to_arrow().to_pylist()
+        for r in rows:
+            if "folder" in r:
+                r["folder"] = real_path(r["folder"])
+        return rows
+
+    def typed_captions(self, hashes: Iterable[str] | None = None) -> dict[str, str]:
+        """Captions the user typed: {content hash: text}."""
+        q = self.table(TYPED_CAPTIONS).search()
+        if hashes is not None:
+            q = q.where("hash IN (" + (", ".join(sql_str(h) for h in hashes) or "''") + ")")
+        rows = q.select(["hash", "text"]).limit(None).to_arrow()
+        return dict(zip(rows["hash"].to_pylist(), rows["text"].to_pylist()))
+
+    def _set_typed(self, hash_: str, text: str) -> None:
+        table = self.table(TYPED_CAPTIONS)
+        if text:
+            (table.merge_insert("hash").when_matched_update_all().when_not_matched_insert_all().execute(
+                pa.table({"hash": [hash_], "text": [text], "set_at": [int(time.time())]}, schema=TYPED_SCHEMA)))
+        else:
+            table.delete(f"hash = {sql_str(hash_)}")
+
+    def set_typed_caption(self, hash_: str, text: str) -> Future:
+        """Set (or, with an empty text, clear) the typed caption of a content hash."""
+        return self.write(self._set_typed, hash_, text)
+
     # -- reads (any thread) ---------------------------------------------------------------------
     def photo_columns(self, columns: list[str], where: str | None = None) -> pa.Table:
         q = self.table(PHOTOS).search()
@@ -424,7 +532,8 @@ class Catalog:
 
     def versions(self) -> tuple:
         """Changes whenever anything is committed (used to know when cached search data is stale)."""
-        return tuple(self.table(n).version for n in sorted(self._table_names()) if n != META)
+        return tuple(self.table(n).version for n in sorted(self._table_names())
+                     if n != META and n not in CAPTION_TABLES)  # captions are not searched
 
     def size_bytes(self) -> int:
         total = 0

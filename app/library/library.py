@@ -13,6 +13,7 @@ re-encodes nothing. A space's vectors are also dropped when no installed model u
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,7 +24,8 @@ import pyarrow.compute as pc
 from model.runtime import Encoder
 from model.store import StoredModel
 
-from . import scanner
+from . import caption_index, scanner
+from .caption_index import CaptionError, CaptionPair
 from .catalog import Catalog, db_path, real_paths, sql_str
 from .folders import Folders
 from .indexer import Control, Indexer, Progress, Summary
@@ -44,6 +46,7 @@ class Update:
     summary: Summary
     switched_to: str | None = None   # the next model became active in this update
     repaired: int = 0                # duplicate rows removed
+    caption_folders: int = 0         # folders whose captions were read again
 
 
 class Library:
@@ -168,12 +171,15 @@ class Library:
             nxt = self.models.next()
             for space in {encoder.image_space, *([nxt.image_space] if nxt else [])}:
                 self.catalog.sweep_vectors(space).result()
+        captions_read = 0
+        if not summary.cancelled and not summary.paused:  # captions follow the photos as they are now
+            captions_read = caption_index.refresh(self.catalog, only, progress, control)
         if plan.changes >= COMPACT_AFTER and not summary.cancelled:
             self.tidy()
         switched = None
         if not summary.cancelled:
             switched = self._prepare_next(progress, control, batch_size, full=only is None)
-        return Update(plan, summary, switched, repaired)
+        return Update(plan, summary, switched, repaired, captions_read)
 
     def _prepare_next(self, progress, control: Control, batch_size: int, full: bool) -> str | None:
         """Index the next model's image space; make it active when complete. Returns its id if so."""
@@ -271,6 +277,60 @@ class Library:
             if model is not None:
                 self.catalog.sweep_vectors(model.image_space).result()
         return folder
+
+    # -- captions -------------------------------------------------------------------------------------
+    def captions(self) -> list[CaptionPair]:
+        """One caption per indexed photo that has one, from the best source (`caption_index.PRIORITY`);
+        album folder names only while the `album_captions` setting is on. What fine-tuning trains on."""
+        return caption_index.choose(self.catalog, album=bool(self.settings["album_captions"]))
+
+    def caption_summary(self, examples: int = 5) -> dict:
+        """{"photos", "distinct", "by_source", "by_folder", "examples": [{"path", "text", "source"}]}."""
+        return caption_index.summary(self.captions(), examples)
+
+    def caption_of(self, path: str) -> CaptionPair | None:
+        """The caption chosen for an indexed photo, or None. CaptionError for a path not indexed."""
+        photo = self._captionable(path)
+        found = caption_index.choose(self.catalog, bool(self.settings["album_captions"]), photo["path"])
+        return found[0] if found else None
+
+    def set_caption(self, path: str, text: str, on_wait: Callable[[str], None] | None = None) -> CaptionPair | None:
+        """Type a caption for an indexed photo (an empty text clears it). It is kept by the photo's
+        content, so it follows the photo when it is moved or renamed. Returns the photo's caption now."""
+        photo = self._captionable(path)
+        text = " ".join((text or "").split())[:caption_index.captions.MAX_TEXT]
+        with self.catalog.lock.hold("saving a caption", on_wait):
+            self.catalog.set_typed_caption(photo["hash"], text).result()
+        return self.caption_of(photo["path"])
+
+    def clear_caption(self, path: str, on_wait: Callable[[str], None] | None = None) -> CaptionPair | None:
+        """Forget the typed caption of a photo; returns the caption it has now from its files, if any."""
+        return self.set_caption(path, "", on_wait)
+
+    def export_captions(self, file) -> int:
+        """Write `file,caption,source` rows (absolute paths) as CSV; returns how many."""
+        import csv
+
+        pairs = self.captions()
+        try:
+            with open(file, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["file", "caption", "source"])
+                writer.writerows([p.path, p.text, p.source] for p in pairs)
+        except OSError as e:
+            raise CaptionError(f"cannot write {file}: {e.strerror or e}") from e
+        return len(pairs)
+
+    def _captionable(self, path: str) -> dict:
+        """The catalog row of an indexed photo, however the path was written; CaptionError otherwise."""
+        photo = self.catalog.photo(path) or self.catalog.photo(os.path.normpath(os.path.abspath(path)))
+        if photo is None:
+            raise CaptionError(f"{path}: not an indexed photo (is its folder watched? `glimpse folders list`, "
+                               "then `glimpse index`)")
+        if photo["status"] != "ok" or not photo.get("hash"):
+            raise CaptionError(f"{path}: could not be read ({photo.get('error') or 'unknown error'}), "
+                               "so it cannot have a caption")
+        return photo
 
     # -- what the user sees about the library ---------------------------------------------------
     def status(self) -> LibraryStatus:

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "exclude": [],       # glob patterns on names or relative paths, besides hidden and known folders
     "watch": True,
     "exact_search_limit": 50_000,  # photos searched exactly in memory; more use the ANN index
+    "album_captions": False,  # album folder names as weak captions ("2019-07 Mia's lake house")
     "gui": {},           # the window's own state (geometry, sort, theme), owned by app.gui
 }
 

@@ -4,8 +4,9 @@ File-system events only say where to look. They are collected and debounced: not
 event has arrived for `quiet` seconds (a file being copied keeps sending events; after `max_wait` the
 batch goes anyway, and a file caught half-written is redone at its next event), then the touched files
 and folders are rescanned with the scanner and indexed, so the catalog always follows what is on disk,
-not what the events claimed. A full reconcile scan runs at start, after the kernel's event queue
-overflowed, every `reconcile_every` seconds, and when a root that was missing comes back.
+not what the events claimed. Sidecars and caption files (.xmp, .json, captions.csv…) count too: the
+update reads their folder's captions again. A full reconcile scan runs at start, after the kernel's
+event queue overflowed, every `reconcile_every` seconds, and when a root that was missing comes back.
 
 Every `check_every` seconds (cheap: one `stat` per folder) the watcher follows what changed without an
 event: the settings file (folders added or removed, exclusions changed, by another process too), and
@@ -26,6 +27,7 @@ from typing import Callable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from .caption_index import is_caption_file
 from .formats import is_photo_name
 from .indexer import Control, Progress
 from .library import Library, Update
@@ -48,7 +50,8 @@ class _Events(FileSystemEventHandler):
             if not path:
                 continue
             path = os.fsdecode(path)
-            if event.is_directory or is_photo_name(os.path.basename(path)) or self.watcher.is_link(path):
+            name = os.path.basename(path)  # a sidecar or caption file changes captions (`caption_index`)
+            if event.is_directory or is_photo_name(name) or is_caption_file(name) or self.watcher.is_link(path):
                 for seen_as in self.watcher.paths_under_roots(path, self.target):
                     self.watcher.touch(seen_as)
 

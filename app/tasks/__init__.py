@@ -3,11 +3,13 @@
 `pull`, `import_model`, `activate` (re-indexing a new image space), `remove_model` and `index` each
 take the `Library` and a `model.jobs.Job` (progress out, cancel in) and raise errors whose message is
 fit for a user (`user_message` turns any exception into one line). The CLI wraps a Job around a
-terminal bar and Ctrl+C; the window runs them one at a time in its job runner. Training will join them
-here, and this is the only layer that may import `training` (lazily, so torch loads only when asked).
+terminal bar and Ctrl+C; the window runs them one at a time in its job runner. `tune` runs fine-tuning in a child
+process; this is the only layer that may import `training` (lazily, so torch loads only when asked).
 """
 from .errors import USER_ERRORS, user_message
-from .models import Obtained, activate, import_model, pull, remove_model
+from . import tune
 from .index import index
+from .models import Obtained, activate, export_model, import_model, pull, remove_model
 
-__all__ = ["USER_ERRORS", "user_message", "Obtained", "activate", "import_model", "pull", "remove_model", "index"]
+__all__ = ["USER_ERRORS", "user_message", "Obtained", "activate", "export_model", "import_model", "pull",
+           "remove_model", "index", "tune"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 
+from app.library.caption_index import CaptionError
 from app.library.catalog import CatalogError
 from app.library.folders import FolderError
 from app.library.lock import CatalogBusy
@@ -14,7 +15,7 @@ from model.jobs import Cancelled
 
 # Raised with a message written for the user: shown as it is, never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ModelError, ImageError, CatalogError, CatalogBusy, FolderError,
-                                                 QueryError, Cancelled)
+                                                 QueryError, Cancelled, CaptionError)
 
 
 def user_message(e: BaseException) -> str:

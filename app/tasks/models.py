@@ -72,3 +72,29 @@ def activate(library: Library, model_id: str, job: Job, index: bool = True,
 def remove_model(library: Library, model_id: str) -> None:
     """Delete a model, and drop the vectors no installed model can use any more."""
     library.remove_model(model_id)
+
+
+def export_model(library: Library, model_id: str, folder: str | Path) -> Path:
+    """Write a stored model as an open_clip folder (`open_clip_config.json` + `open_clip_model.safetensors`)
+    that `open_clip.create_model_from_pretrained('local-dir:FOLDER')` loads: the user's model is theirs
+    outside Glimpse too. Models that keep their weights are copied; a pulled one is converted (torch)."""
+    import shutil
+
+    from model import openclip
+    from model.errors import ModelError
+
+    stored = library.models.store.get(model_id)
+    folder = Path(folder).expanduser().resolve()
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ModelError(f"{folder} exists and is not an empty folder: give a new or empty one.")
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = stored.path / openclip.WEIGHT_NAMES[0]
+    config = stored.path / "open_clip_config.json"
+    if weights.is_file():
+        shutil.copyfile(config, folder / config.name)
+        shutil.copyfile(weights, folder / weights.name)
+    else:
+        loaded = openclip.from_stored(stored)
+        shutil.copyfile(config, folder / config.name)
+        openclip.save_weights(loaded.model, folder / openclip.WEIGHT_NAMES[0])
+    return folder

@@ -1,0 +1,102 @@
+"""The training set handed from the library to a training run: a folder of plain files.
+
+The use-case layer (`app.tasks.tune`) reads the catalog and writes this folder; the training child
+process (`python -m training`) reads it. So training never opens the catalog, and the layering holds
+(training imports `model` only). numpy only: the window's process writes it without loading torch.
+
+Files
+- `pairs.jsonl`: one captioned photo per line: path, hash (content), text (the caption), source, folder.
+- `vectors.npy`: [N, D] float32, the base model's vector of each pair's photo (row i = line i), from the
+  catalog. In text-tower mode these are the training targets: nothing is decoded.
+- `library.npy`: [M, D] float32, vectors of (a sample of) every photo, for the agreement check.
+- `library_paths.json`: the M paths of `library.npy`.
+- `meta.json`: base model id, its image space, the store folder, when it was written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+MIN_CAPTIONED = 20      # fewer captioned photos than this: refuse to train
+HELD_OUT = 0.1          # at least this share of captioned photos is held out for evaluation
+HELD_OUT_ENOUGH = 20    # and at least this many where a quarter of the set allows
+
+
+@dataclass
+class Pair:
+    path: str
+    hash: str
+    text: str
+    source: str = ""
+    folder: str = ""
+
+
+@dataclass
+class Dataset:
+    pairs: list[Pair]
+    vectors: np.ndarray                      # [N, D], row i = pairs[i]
+    library: np.ndarray                      # [M, D]
+    library_paths: list[str]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def captions(self) -> list[str]:
+        return [p.text for p in self.pairs]
+
+    def caption_ids(self) -> np.ndarray:
+        """[N] int: equal for pairs whose caption is the same text (case and spacing ignored)."""
+        ids: dict[str, int] = {}
+        return np.array([ids.setdefault(_key(p.text), len(ids)) for p in self.pairs], np.int64)
+
+    def folder_ids(self) -> np.ndarray:
+        ids: dict[str, int] = {}
+        return np.array([ids.setdefault(p.folder, len(ids)) for p in self.pairs], np.int64)
+
+    def fingerprint(self) -> str:
+        """Names the data a model was trained on: the same photos with the same captions give the same id."""
+        h = hashlib.sha256()
+        for key in sorted(f"{p.hash}\t{p.text}" for p in self.pairs):
+            h.update(key.encode("utf-8", "surrogatepass") + b"\n")
+        return h.hexdigest()[:16]
+
+
+def _key(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def split(n: int, seed: int = 0, fraction: float = HELD_OUT, enough: int = HELD_OUT_ENOUGH) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split by photo: (train indices, held-out indices). At least `fraction` is held out, and
+    up to `enough` photos (but never more than a quarter): among 2 held-out photos R@5 is 1 whatever
+    the model does, so a small set holds out a larger share."""
+    order = np.random.default_rng(seed).permutation(n)
+    held = max(1, int(np.ceil(n * fraction)), min(enough, n // 4)) if n > 1 else 0
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+def save(folder: str | Path, data: Dataset) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "pairs.jsonl", "w", encoding="utf-8", errors="surrogatepass") as f:
+        for p in data.pairs:
+            f.write(json.dumps(p.__dict__, ensure_ascii=True) + "\n")
+    np.save(folder / "vectors.npy", np.ascontiguousarray(data.vectors, np.float32))
+    np.save(folder / "library.npy", np.ascontiguousarray(data.library, np.float32))
+    (folder / "library_paths.json").write_text(json.dumps(data.library_paths, ensure_ascii=True), encoding="utf-8")
+    (folder / "meta.json").write_text(json.dumps(data.meta, indent=2), encoding="utf-8")
+    return folder
+
+
+def load(folder: str | Path) -> Dataset:
+    folder = Path(folder)
+    with open(folder / "pairs.jsonl", encoding="utf-8") as f:
+        pairs = [Pair(**json.loads(line)) for line in f if line.strip()]
+    vectors = np.load(folder / "vectors.npy")
+    if len(vectors) != len(pairs):
+        raise ValueError(f"{folder}: {len(pairs)} pairs but {len(vectors)} vectors")
+    return Dataset(pairs, vectors, np.load(folder / "library.npy"),
+                   json.loads((folder / "library_paths.json").read_text(encoding="utf-8")),
+                   json.loads((folder / "meta.json").read_text(encoding="utf-8")))
