@@ -177,6 +177,7 @@ class ModelStore:
             raise ValueError(f"invalid model id {model_id!r}")
         names = sorted(p.name for p in staged.iterdir() if p.is_file() and p.name != MANIFEST)
         files = {n: sha256(staged / n) for n in names}
+        self._share_identical(staged, files)
         manifest = dict(manifest, format=FORMAT, files=files,
                         sizes={n: (staged / n).stat().st_size for n in names})
         if not manifest.get("image_space"):
@@ -195,6 +196,31 @@ class ModelStore:
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
         return self.get(model_id)
+
+
+    def _share_identical(self, staged: Path, files: dict[str, str]) -> None:
+        """Hard-link files identical to another model's (same name, same sha256) instead of keeping a copy.
+
+        A text-tower fine-tune exports the very same `visual.onnx` as its base (hundreds of MB for
+        ViT-B-32); files in the store are never written in place, so sharing them is safe, and removing
+        either model leaves the other's link whole. Where links are not possible the copy stays."""
+        shared: set[str] = set()
+        for other in self.ids():
+            try:
+                theirs = json.loads((self.root / other / MANIFEST).read_text(encoding="utf-8")).get("files", {})
+            except (OSError, ValueError):
+                continue
+            for name, digest in files.items():
+                source = self.root / other / name
+                if name in shared or theirs.get(name) != digest or not source.is_file() or sha256(source) != digest:
+                    continue
+                link = staged / (name + ".link")
+                try:
+                    os.link(source, link)
+                    os.replace(link, staged / name)
+                    shared.add(name)
+                except OSError:
+                    link.unlink(missing_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -98,3 +98,26 @@ def test_pickled_code_in_weights_never_runs(tmp_path, tiny_folder, form):
                                   "loaded; Glimpse does not load it. Save the weights as safetensors or a plain "
                                   "state dict.")
     assert store.ids() == []
+
+
+def test_a_file_identical_to_another_models_is_shared_not_copied(tmp_path, tiny_stored):
+    """A text-tower fine-tune exports the same visual.onnx as its base: the store keeps one copy (a hard
+    link), and removing either model leaves the other whole."""
+    import shutil
+
+    from model.store import ModelStore
+
+    store = ModelStore(tmp_path / "models")
+    shutil.copytree(tiny_stored.path, store.root / "base")
+    with store.staging() as tmp:
+        for f in tiny_stored.path.iterdir():
+            if f.name != "manifest.json":
+                shutil.copyfile(f, tmp / f.name)
+        (tmp / "textual.onnx").write_bytes((tmp / "textual.onnx").read_bytes() + b"\0")  # a different text tower
+        manifest = {k: v for k, v in tiny_stored.manifest.items() if k not in ("files", "sizes")}
+        tuned = store.install(tmp, dict(manifest, id="tuned"))
+    base = store.get("base")
+    assert tuned.visual_path.stat().st_ino == base.visual_path.stat().st_ino
+    assert tuned.textual_path.stat().st_ino != base.textual_path.stat().st_ino
+    store.remove("base")
+    tuned.verify()  # still whole

@@ -6,6 +6,7 @@ import json
 import sys
 
 from .context import Context
+from .library import _positive_int
 
 
 def add_parser(sub) -> None:
@@ -15,12 +16,12 @@ def add_parser(sub) -> None:
     p.add_argument("--mode", choices=("text", "quick", "lora", "full"), default="text",
                    help="text: the text tower only, any CPU, no re-indexing (default); quick: only the text "
                         "projection, seconds; lora/full: both towers, for a GPU, then re-indexes")
-    p.add_argument("--epochs", type=int, help="passes over the captions (default: chosen from their number)")
+    p.add_argument("--epochs", type=_positive_int, help="passes over the captions (default: chosen from their number)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--name", help="model id for the result (default: BASE-tuned)")
-    p.add_argument("--processes", type=int, default=1, metavar="N",
+    p.add_argument("--processes", type=_positive_int, default=1, metavar="N",
                    help="train in N data-parallel processes (torchrun), e.g. one per GPU")
-    p.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--batch-size", type=_positive_int, help=argparse.SUPPRESS)
     p.add_argument("--dry-run", action="store_true", help="show the plan and the base's recall; train nothing")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.set_defaults(func=cmd_tune)
@@ -36,12 +37,12 @@ class _Bar:
 
     def __call__(self, event: dict) -> None:
         kind = event.get("event")
-        if kind == "note" or kind == "error":
+        if kind == "note":  # an error comes back as the exception, printed once by the CLI
             self.close()
             print(f"glimpse: {event.get('message')}", file=sys.stderr, flush=True)
         elif kind == "start" and not self.quiet:
-            print(f"Fine-tuning ({event.get('mode')}, {event.get('device')}) on {event.get('train')} captioned photos "
-                  f"({event.get('distinct')} distinct captions); {event.get('held_out')} held out to measure it. "
+            print(f"Fine-tuning ({event.get('mode')}, {event.get('device')}) on {event.get('pairs')} captioned photos "
+                  f"({event.get('distinct')} distinct captions), {event.get('held_out')} of them held out to measure it. "
                   f"About {_duration(event.get('estimate_s'))}.", file=sys.stderr, flush=True)
         elif kind == "progress":
             self._progress(event)
@@ -100,8 +101,8 @@ def cmd_tune(args) -> int:
         if args.json:
             print(json.dumps(r))
         else:
-            print(f"Would fine-tune {r.get('base')} ({r.get('mode')}, {r.get('device')}) on {r.get('train')} captioned "
-                  f"photos, {r.get('held_out')} held out, {r.get('epochs')} epochs: about {_duration(r.get('estimate_s'))}.")
+            print(f"Would fine-tune {r.get('base')} ({r.get('mode')}, {r.get('device')}) on {r.get('pairs')} captioned "
+                  f"photos ({r.get('held_out')} held out), {r.get('epochs')} epochs: about {_duration(r.get('estimate_s'))}.")
             print(f"Base model, held-out captions: {_metrics(r.get('before') or {})}")
         return 0
     if args.json:

@@ -137,7 +137,7 @@ def run(library: Library, options: TuneOptions, job: Job, on_event: Callable[[di
     """Fine-tune in a child process; returns its result. Installs a new model, activates nothing."""
     if options.mode not in MODES:
         raise TuneError(f"Unknown mode '{options.mode}': choose one of {', '.join(MODES)}.")
-    base = options.base or library.models.active().id
+    base = options.base or start_from(library)
     library.paths.cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tune-", dir=library.paths.cache))
     log_path = library.paths.cache / "tune.log"
@@ -239,6 +239,15 @@ def tune(library: Library, options: TuneOptions, job: Job, on_event: Callable[[d
 
         outcome.activated = activate_model(library, outcome.result["model"], job)
     return outcome
+
+
+def start_from(library: Library) -> str:
+    """The model a new fine-tune starts from: the active model, or its base when it is a fine-tune itself
+    (and the base is still installed). So tuning again, after adding captions, makes a fresh fine-tune of
+    the original, rather than a fine-tune of a fine-tune that drifts a little further each time."""
+    active = library.models.active()
+    base = base_of(active)
+    return base if base and library.models.store.exists(base) else active.id
 
 
 def base_of(model) -> str | None:
