@@ -24,3 +24,7 @@ class ExportError(ModelError):
 class ImportError_(ModelError):
     """A model folder or file that cannot be imported (named so as not to shadow ImportError)."""
 
+
+
+class ModelExists(ModelError):
+    """A model of that name is installed already."""

@@ -36,13 +36,13 @@ def _version(dist: str) -> str | None:
 def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licence: str | None = None,
             pretrained: str | None = None, progress: Progress | None = None,
             image_space: str | None = None, keep_weights: bool = False,
-            extra: dict | None = None) -> StoredModel:
+            extra: dict | None = None, exists: str = "replace") -> StoredModel:
     """Export `loaded` into the store as `model_id`, atomically, after a parity check.
 
     `image_space`: declare the base model's space when only the text tower differs from it (the
     default is the space of the exported image tower itself). `keep_weights`: store the torch weights
     too (`open_clip_model.safetensors`), so the model can be fine-tuned or exported as an open_clip
-    folder later. `extra`: more manifest fields (a fine-tune's metrics)."""
+    folder later. `extra`: more manifest fields (a fine-tune's metrics). `exists`: see `ModelStore.install`."""
     progress = progress or _noop
     _check_id(model_id)
     pp = loaded.preprocess
@@ -76,7 +76,7 @@ def install(store: ModelStore, loaded: openclip.Loaded, model_id: str, *, licenc
                                                   "onnxruntime") if _version(d)},
             **(extra or {}),
         }
-        return store.install(tmp, manifest)
+        return store.install(tmp, manifest, exists=exists)
 
 
 def _check_id(model_id: str) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .errors import CorruptModel, ModelNotFound
+from .errors import CorruptModel, ModelExists, ModelNotFound
 from .preprocess import PreprocessConfig
 
 MANIFEST = "manifest.json"
@@ -170,8 +170,12 @@ class ModelStore:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def install(self, staged: Path, manifest: dict) -> StoredModel:
-        """Write the manifest (with checksums of every file) into `staged`, then rename it into place."""
+    def install(self, staged: Path, manifest: dict, exists: str = "replace") -> StoredModel:
+        """Write the manifest (with checksums of every file) into `staged`, then rename it into place.
+
+        `exists` says what happens when a model of that id is there already (or appears meanwhile, from
+        another process): "replace" it (a re-import), "fail" (ModelExists), or "number": install as
+        `ID-2`, `ID-3`… (a fine-tune's default name). Only "replace" ever removes a model."""
         model_id = manifest["id"]
         if not valid_id(model_id):
             raise ValueError(f"invalid model id {model_id!r}")
@@ -187,6 +191,8 @@ class ModelStore:
         os.replace(tmp, staged / MANIFEST)
         _fsync_dir(staged)
         target = self.root / model_id
+        if exists != "replace":
+            return self.get(self._install_new(staged, manifest, exists == "number"))
         trash = None
         if target.exists():
             trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=self.root))
@@ -196,6 +202,28 @@ class ModelStore:
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
         return self.get(model_id)
+
+    def _install_new(self, staged: Path, manifest: dict, number: bool) -> str:
+        """Rename `staged` into place without replacing anything: renaming a folder onto a folder that
+        holds files fails, so two processes can never both take one name."""
+        stem, n = manifest["id"], 1
+        while True:
+            model_id = stem if n == 1 else f"{stem}-{n}"
+            target = self.root / model_id
+            if not target.exists():
+                if model_id != manifest["id"]:
+                    manifest = dict(manifest, id=model_id)
+                    (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+                try:
+                    os.rename(staged, target)
+                    _fsync_dir(self.root)
+                    return model_id
+                except OSError:
+                    if not target.exists():
+                        raise
+            if not number:
+                raise ModelExists(f"A model named '{stem}' exists already: choose another name.")
+            n += 1
 
 
     def _share_identical(self, staged: Path, files: dict[str, str]) -> None:

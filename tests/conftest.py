@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,16 @@ def make_photos(folder: Path, n: int, start: int = 0, size: tuple[int, int] = (1
         images.photo(*size, seed=i).save(p, quality=90) if ext == "jpg" else images.photo(*size, seed=i).save(p)
         paths.append(p)
     return paths
+
+
+def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
+    """Poll `predicate` until it holds (real watchers and processes take their time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def file_digests(folder: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ import pytest
 from app.library import caption_index, captions
 from app.library.caption_index import CaptionError
 from app.library.watcher import Watcher
-from conftest import ROOT, run_glimpse
+from conftest import ROOT, run_glimpse, wait_for
 from images import photo
 
 
@@ -209,12 +209,7 @@ def test_catalog_of_schema_3_gains_caption_tables(library, tmp_path):
 
 
 def _wait(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_for(predicate, timeout, what)
 
 
 def test_watcher_picks_up_sidecars_and_caption_files(library, tmp_path):
@@ -318,3 +313,105 @@ def test_cli_captions_of_a_file_name_that_is_not_utf8(library, tmp_path):
     out = tmp_path / "out.csv"
     assert run_glimpse("captions", "export", str(out)).returncode == 0
     assert out.read_bytes().splitlines()[1] == os.fsencode(path) + b",Oma's kitchen,typed"
+
+
+DEEP = "[" * 200000 + "]" * 200000  # json.loads raises RecursionError on it
+
+
+def test_index_survives_deeply_nested_json(library, tmp_path):
+    root = tmp_path / "photos"
+    jpeg(root / "a" / "d.jpg", 1)
+    (root / "a" / "d.jpg.json").write_text(DEEP)
+    jpeg(root / "a" / "e.jpg", 2)
+    (root / "a" / "metadata.jsonl").write_text(DEEP + "\n" + json.dumps({"file_name": "e.jpg", "text": "the pier"}))
+    jpeg(root / "b" / "f.jpg", 3)
+    write_csv(root / "b" / "captions.csv", ["file", "caption"], [["f.jpg", "the red barn"]])
+    library.folders.add(str(root))
+    library.close()
+    r = run_glimpse("index")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(run_glimpse("captions", "--json").stdout)["by_folder"] == {
+        str(root / "a"): 1, str(root / "b"): 1}
+
+
+def test_a_reader_that_fails_skips_only_its_file(library, tmp_path, monkeypatch):
+    root = tmp_path / "photos"
+    jpeg(root / "a" / "d.jpg", 1)
+    (root / "a" / "d.jpg.json").write_text(json.dumps({"description": "never read"}))
+    tag(jpeg(root / "a" / "e.jpg", 2), xmp="Mia's lake house")
+    write_csv(root / "a" / "captions.csv", ["file", "caption"], [["d.jpg", "the dock"]])
+    (root / "a" / "metadata.jsonl").write_text(json.dumps({"file_name": "e.jpg", "text": "never read"}))
+    jpeg(root / "b" / "f.jpg", 3)
+    write_csv(root / "b" / "captions.csv", ["file", "caption"], [["f.jpg", "the red barn"]])
+
+    def broken(*args):  # a reader bug we have not met yet
+        raise RuntimeError("reader bug")
+
+    monkeypatch.setattr(captions, "takeout", broken)
+    monkeypatch.setattr(captions, "_rows_jsonl", broken)
+    library.folders.add(str(root))
+    library.update()
+    assert found(library) == {"d.jpg": ("the dock", "captions.csv"), "e.jpg": ("Mia's lake house", "xmp"),
+                              "f.jpg": ("the red barn", "captions.csv")}
+
+
+def test_album_names_apply_to_subfolders_of_a_root_only(library, tmp_path):
+    root = tmp_path / "Summer in Rome"
+    jpeg(root / "a.jpg", 1)
+    jpeg(root / "2019-07 Mia's lake house" / "b.jpg", 2)
+    library.folders.add(str(root))
+    library.update()
+    library.settings["album_captions"] = True
+    assert found(library) == {"b.jpg": ("Mia's lake house", "album")}
+    assert library.caption_of(str(root / "a.jpg")) is None
+
+
+def _captioned(library, tmp_path, n=12):
+    """n photos with long captions (about 2 KB each in an export), indexed; the library is closed."""
+    root = tmp_path / "photos"
+    for i in range(n):
+        jpeg(root / f"p{i}.jpg", i)
+    write_csv(root / "captions.csv", ["file", "caption"],
+              [[f"p{i}.jpg", f"walk {i} " + "along the old harbour wall " * 80] for i in range(n)])
+    library.folders.add(str(root))
+    library.update()
+    library.close()
+    return root
+
+
+def test_cli_export_failing_midway_keeps_the_old_file(library, tmp_path):
+    import resource
+
+    _captioned(library, tmp_path)
+    out = tmp_path / "out.csv"
+    out.write_text("precious\n")
+
+    def small_files():  # writes past 16 KiB fail (EFBIG), as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+
+    r = subprocess.run([sys.executable, "-m", "app", "captions", "export", str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, preexec_fn=small_files)
+    assert r.returncode == 1 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and f"cannot write {out}" in r.stderr
+    assert out.read_text() == "precious\n"
+    assert os.listdir(tmp_path) == sorted(os.listdir(tmp_path)) and sorted(os.listdir(tmp_path)) == sorted(
+        ["photos", "out.csv", *[n for n in os.listdir(tmp_path) if n not in ("photos", "out.csv")
+                                and not n.startswith("out.csv")]])  # no temp file left beside it
+
+    r = run_glimpse("captions", "export", str(out))
+    assert r.returncode == 0 and "Wrote 12 captions" in r.stdout
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 13
+
+
+def test_cli_export_to_stdout_and_to_a_folder(library, tmp_path):
+    root = _captioned(library, tmp_path, 2)
+    r = run_glimpse("captions", "export", "-")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.reader(r.stdout.splitlines()))
+    assert rows[0] == ["file", "caption", "source"] and [row[0] for row in rows[1:]] == [
+        str(root / "p0.jpg"), str(root / "p1.jpg")]
+    assert "Wrote 2 captions" in r.stderr
+    assert not (ROOT / "-").exists()
+    r = run_glimpse("captions", "export", str(tmp_path))
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [f"glimpse: cannot write {tmp_path}: Is a directory"]

@@ -247,3 +247,65 @@ def test_folder_files_skips_broken_files_and_paths_outside(tmp_path):
 ])
 def test_album_name(name, caption):
     assert captions.album_name(name) == caption
+
+
+# -- Hostile and awkward files -----------------------------------------------------------------------
+
+DEEP = "[" * 200000 + "]" * 200000  # json.loads raises RecursionError on it
+
+
+def test_readers_survive_deeply_nested_json(tmp_path):
+    path = jpeg(tmp_path / "d.jpg")
+    (tmp_path / "d.jpg.json").write_text(DEEP)
+    (tmp_path / "d.json").write_text(json.dumps({"description": "the old barn"}))  # the next name still counts
+    (tmp_path / "metadata.jsonl").write_text(DEEP + "\n" + json.dumps({"file_name": "a.jpg", "text": "the pier"})
+                                             + "\n", encoding="utf-8")
+    assert captions.takeout(path) == Caption(path, "the old barn", "takeout")
+    assert captions.folder_files(str(tmp_path)) == [Caption(str(tmp_path / "a.jpg"), "the pier", "metadata.jsonl")]
+
+
+def test_captions_csv_saved_by_excel_in_cp1252(tmp_path):
+    (tmp_path / "captions.csv").write_bytes("file,caption\r\nIMG_1.jpg,Oma’s Küche in Köln – 1995\r\n"
+                                            .encode("cp1252"))
+    assert captions.folder_files(str(tmp_path)) == [
+        Caption(str(tmp_path / "IMG_1.jpg"), "Oma’s Küche in Köln – 1995", "captions.csv")]
+
+
+def test_caption_files_bigger_than_a_sidecar_are_read(tmp_path):
+    words = "a long walk along the old harbour wall " * 25  # about 1 KiB a row
+    rows = 9 * 1024
+    with open(tmp_path / "captions.csv", "w", encoding="utf-8") as f:
+        f.write("file,caption\n")
+        f.writelines(f"IMG_{i}.jpg,{words}{i}\n" for i in range(rows))
+    with open(tmp_path / "metadata.jsonl", "w", encoding="utf-8") as f:
+        f.write(json.dumps({"file_name": "big.jpg", "text": "the pier", "pad": "x" * (9 << 20)}) + "\n")
+    assert os.path.getsize(tmp_path / "captions.csv") > captions.MAX_SIDECAR
+    found = captions.folder_files(str(tmp_path))
+    assert len(found) == rows + 1
+    assert found[-2].text.endswith(f"wall {rows - 1}") and found[-1].text == "the pier"
+
+
+def test_multi_line_quoted_csv_caption_keeps_the_break_as_a_space(tmp_path):
+    (tmp_path / "captions.csv").write_text('file,caption\nIMG_1.jpg,"line one\nline two"\nIMG_2.jpg,the pier\n',
+                                           encoding="utf-8")
+    assert [c.text for c in captions.folder_files(str(tmp_path))] == ["line one line two", "the pier"]
+
+
+@pytest.mark.parametrize("text", ["MOUNT FUJI AT SUNRISE", "APPLE PICKING WITH OMA", "SUNSET OVER THE NIKON FACTORY"])
+def test_all_caps_captions_naming_a_maker_are_real(text):
+    assert not captions.is_boilerplate(text)
+
+
+@pytest.mark.parametrize("text", ["CANON EOS 5D", "NIKON D750", "SONY DSC-RX100M3", "CANON EOS 5D MARK III",
+                                  "SAMSUNG GALAXY S10", "FUJIFILM X100V", "GOPRO HERO7 BLACK"])
+def test_maker_and_model_strings_are_boilerplate(text):
+    assert captions.is_boilerplate(text)
+
+
+def test_jsonl_null_text_falls_through_to_caption(tmp_path):
+    (tmp_path / "metadata.jsonl").write_text(
+        json.dumps({"file_name": "a.jpg", "text": None, "caption": "the pier"}) + "\n"
+        + json.dumps({"file_name": "b.jpg", "text": "  ", "caption": "the barn"}) + "\n", encoding="utf-8")
+    (tmp_path / "metadata.csv").write_text("file_name,text,caption\nc.jpg,,the dock\n", encoding="utf-8")
+    assert {os.path.basename(c.path): c.text for c in captions.folder_files(str(tmp_path))} == {
+        "a.jpg": "the pier", "b.jpg": "the barn", "c.jpg": "the dock"}

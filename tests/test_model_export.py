@@ -36,3 +36,9 @@ def test_export_refuses_a_folder_that_holds_files(library, tmp_path):
     assert r.returncode == 1
     assert "not an empty folder" in r.stderr and "Traceback" not in r.stderr
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_export_to_a_place_that_cannot_be_written_is_one_line(library, tmp_path):
+    r = run_glimpse("models", "export", library.models.active_id, "/proc/glimpse-model")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("glimpse: Cannot write /proc/glimpse-model")

@@ -121,3 +121,30 @@ def test_a_file_identical_to_another_models_is_shared_not_copied(tmp_path, tiny_
     assert tuned.textual_path.stat().st_ino != base.textual_path.stat().st_ino
     store.remove("base")
     tuned.verify()  # still whole
+
+
+def test_a_fine_tune_never_replaces_a_model_of_its_name(tmp_path, tiny_stored):
+    """Two runs that chose the same name: the second is numbered ("number") or refused ("fail"); the
+    first model stays as it was."""
+    import shutil
+
+    from model.errors import ModelExists
+    from model.store import ModelStore
+
+    store = ModelStore(tmp_path / "models")
+    shutil.copytree(tiny_stored.path, store.root / "mine")
+    before = store.get("mine").manifest
+
+    def staged(tmp):
+        for f in tiny_stored.path.iterdir():
+            if f.name != "manifest.json":
+                shutil.copyfile(f, tmp / f.name)
+        return {k: v for k, v in tiny_stored.manifest.items() if k not in ("files", "sizes")} | {"id": "mine"}
+
+    with store.staging() as tmp:
+        assert store.install(tmp, staged(tmp), exists="number").id == "mine-2"
+    with store.staging() as tmp:
+        with pytest.raises(ModelExists, match="'mine' exists already"):
+            store.install(tmp, staged(tmp), exists="fail")
+    assert store.get("mine").manifest == before and store.get("mine-2").manifest["id"] == "mine-2"
+    assert store.ids() == ["mine", "mine-2"]

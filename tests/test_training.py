@@ -200,3 +200,11 @@ def test_out_of_memory_halves_the_batch_and_goes_on(tiny_torch):
     assert np.isfinite(loss) and trainer.batch_size == 8
     assert sorted(trainer.seen) == list(range(40))
     assert notes and "halved to 16" in notes[0] and "halved to 8" in notes[-1]
+
+
+def test_one_caption_on_every_photo_is_refused(store_copy, tmp_path):
+    same = synthetic(places=2, per_place=15)
+    for p in same.pairs:
+        p.text = "vacation"
+    with pytest.raises(Refused, match="same caption"):
+        _run(store_copy, tmp_path / "data", same)

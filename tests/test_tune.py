@@ -144,3 +144,25 @@ def test_glimpse_tune_in_two_processes(captioned_library):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["model"] == "two-procs" and out["after"]["r5"] is not None
+
+
+def test_work_folders_of_killed_runs_are_swept(library):
+    """A `glimpse tune` killed before its clean-up leaves its work folder (captions, vectors); the next
+    run removes it, but never the folder of a run still going."""
+    import subprocess
+    import sys
+
+    from app.tasks import tune
+    from model.jobs import Job
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    cache = library.paths.cache
+    (cache / "tune-killed").mkdir(parents=True)
+    (cache / "tune-killed" / "pid").write_text(str(dead.pid))
+    (cache / "tune-running").mkdir()
+    (cache / "tune-running" / "pid").write_text(str(os.getpid()))
+    with pytest.raises(tune.TuneError, match="needs at least 20"):
+        tune.run(library, tune.TuneOptions(), Job())
+    assert not (cache / "tune-killed").exists() and (cache / "tune-running").exists()
+    assert sorted(p.name for p in cache.glob("tune-*")) == ["tune-running"]

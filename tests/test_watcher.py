@@ -12,16 +12,11 @@ import pytest
 
 import images
 from app.library.watcher import Watcher
-from conftest import ROOT, make_photos, run_glimpse
+from conftest import ROOT, make_photos, run_glimpse, wait_for
 
 
 def _wait(predicate, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_for(predicate, timeout, what)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 MIN_CAPTIONED = 20      # fewer captioned photos than this: refuse to train
+MIN_DISTINCT = 2        # and fewer distinct captions (one caption on every photo teaches nothing)
 HELD_OUT = 0.1          # at least this share of captioned photos is held out for evaluation
 HELD_OUT_ENOUGH = 20    # and at least this many where a quarter of the set allows
 

@@ -12,6 +12,7 @@ folder, which the store sweeps when next opened.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,9 @@ def pick_device(asked: str) -> str:
 
 
 def free_name(store: ModelStore, base: str) -> str:
-    """f"{base}-tuned", or with a numeric suffix when that is taken."""
-    stem = f"{base}-tuned"
+    """f"{base}-tuned", or with a numeric suffix when that is taken. A fine-tune of a fine-tune is
+    numbered, not named `X-tuned-tuned`."""
+    stem = re.sub(r"-tuned(-\d+)?$", "", base) + "-tuned"
     name, n = stem, 2
     while store.exists(name):
         name, n = f"{stem}-{n}", n + 1
@@ -106,6 +108,10 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
     if len(ds.pairs) < datasets.MIN_CAPTIONED:
         raise Refused(f"Only {len(ds.pairs)} captioned photos: fine-tuning needs at least "
                       f"{datasets.MIN_CAPTIONED}. Add captions (or sidecars, or captions.csv) and try again.")
+    distinct = len(np.unique(ds.caption_ids()))
+    if distinct < datasets.MIN_DISTINCT:
+        raise Refused(f"All {len(ds.pairs)} captioned photos have the same caption: fine-tuning learns to tell "
+                      "captions apart, so it needs photos captioned with different words.")
     if opts.mode not in MODES:
         raise Refused(f"Unknown mode '{opts.mode}': choose one of {', '.join(MODES)}.")
     device = pick_device(opts.device)
@@ -129,7 +135,7 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
     name = opts.name or free_name(store, base.id)
     if not valid_id(name):
         raise Refused(f"'{name}' cannot name a model: use letters, digits, '.', '_', '+' and '-'.")
-    if opts.name and store.exists(name) and not opts.dry_run:
+    if opts.name and store.exists(name):
         raise Refused(f"A model named '{name}' exists already: choose another --name.")
 
     prepare = _Clock(emit, "prepare")
@@ -265,7 +271,8 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
 
     try:
         stored = install(store, loaded, name, progress=lambda stage, done, total: export(done, total),
-                         image_space=None if two_tower else base.image_space, keep_weights=True, extra=extra)
+                         image_space=None if two_tower else base.image_space, keep_weights=True, extra=extra,
+                         exists="fail" if opts.name else "number")  # another run may have taken the name
     except ModelError as e:
         raise Failed(f"The tuned model could not be exported ({e}); nothing was installed.") from e
     return {"event": "result", "model": stored.id, "base": base.id, "mode": opts.mode, "device": device,

@@ -19,12 +19,19 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=_positive_int, help="passes over the captions (default: chosen from their number)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--name", help="model id for the result (default: BASE-tuned)")
-    p.add_argument("--processes", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--processes", type=_processes, default=1, metavar="N",
                    help="train in N data-parallel processes (torchrun), e.g. one per GPU")
     p.add_argument("--batch-size", type=_positive_int, help=argparse.SUPPRESS)
     p.add_argument("--dry-run", action="store_true", help="show the plan and the base's recall; train nothing")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.set_defaults(func=cmd_tune)
+
+
+def _processes(text: str) -> int:
+    n = _positive_int(text)
+    if n > 64:
+        raise argparse.ArgumentTypeError(f"{n} processes is more than the 64 Glimpse starts (one per GPU)")
+    return n
 
 
 class _Bar:
@@ -41,6 +48,7 @@ class _Bar:
             self.close()
             print(f"glimpse: {event.get('message')}", file=sys.stderr, flush=True)
         elif kind == "start" and not self.quiet:
+            self.close()
             print(f"Fine-tuning ({event.get('mode')}, {event.get('device')}) on {event.get('pairs')} captioned photos "
                   f"({event.get('distinct')} distinct captions), {event.get('held_out')} of them held out to measure it. "
                   f"About {_duration(event.get('estimate_s'))}.", file=sys.stderr, flush=True)
@@ -73,6 +81,8 @@ def _duration(seconds) -> str:
     if not seconds:
         return "a moment"
     seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
     return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 

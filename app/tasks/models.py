@@ -5,6 +5,7 @@ never when this module is imported.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -83,18 +84,29 @@ def export_model(library: Library, model_id: str, folder: str | Path) -> Path:
     from model import openclip
     from model.errors import ModelError
 
+    import tempfile
+
     stored = library.models.store.get(model_id)
-    folder = Path(folder).expanduser().resolve()
+    folder = Path(folder).expanduser().absolute()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ModelError(f"{folder} exists and is not an empty folder: give a new or empty one.")
-    folder.mkdir(parents=True, exist_ok=True)
     weights = stored.path / openclip.WEIGHT_NAMES[0]
     config = stored.path / "open_clip_config.json"
-    if weights.is_file():
-        shutil.copyfile(config, folder / config.name)
-        shutil.copyfile(weights, folder / weights.name)
-    else:
-        loaded = openclip.from_stored(stored)
-        shutil.copyfile(config, folder / config.name)
-        openclip.save_weights(loaded.model, folder / openclip.WEIGHT_NAMES[0])
+    loaded = None if weights.is_file() else openclip.from_stored(stored)
+    try:  # written beside it, then renamed: a failure never leaves half a model there
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        try:
+            shutil.copyfile(config, tmp / config.name)
+            if loaded is None:
+                shutil.copyfile(weights, tmp / weights.name)
+            else:
+                openclip.save_weights(loaded.model, tmp / openclip.WEIGHT_NAMES[0])
+            if folder.exists():
+                folder.rmdir()
+            os.rename(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as e:
+        raise ModelError(f"Cannot write {folder}: {e.strerror or e}.") from e
     return folder

@@ -95,6 +95,24 @@ def gather(library: Library, folder: Path, base_id: str) -> dict:
     return {"pairs": len(kept), "missing": len(pairs) - len(kept)}
 
 
+def _sweep(cache: Path) -> None:
+    """Remove work folders of runs whose process is gone (killed before its own clean-up)."""
+    for folder in cache.glob("tune-*"):
+        try:
+            os.kill(int((folder / "pid").read_text()), 0)
+            continue  # a run in progress (another window, another `glimpse tune`)
+        except PermissionError:
+            continue  # alive, under another user
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):  # no pid written yet (just made), or unreadable: only old ones go
+            try:
+                if time.time() - folder.stat().st_mtime > 3600:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                pass
+
+
 def _command(options: TuneOptions, data_dir: Path, store: Path, base: str) -> list[str]:
     launch = [sys.executable, "-m", "training"]
     if options.processes > 1:  # one per GPU (gloo on CPUs): torchrun starts them, rank 0 reports
@@ -137,9 +155,11 @@ def run(library: Library, options: TuneOptions, job: Job, on_event: Callable[[di
     """Fine-tune in a child process; returns its result. Installs a new model, activates nothing."""
     if options.mode not in MODES:
         raise TuneError(f"Unknown mode '{options.mode}': choose one of {', '.join(MODES)}.")
-    base = options.base or start_from(library)
+    base = options.base or library.models.active().id
     library.paths.cache.mkdir(parents=True, exist_ok=True)
+    _sweep(library.paths.cache)
     work = Path(tempfile.mkdtemp(prefix="tune-", dir=library.paths.cache))
+    (work / "pid").write_text(str(os.getpid()))
     log_path = library.paths.cache / "tune.log"
     events: list[dict] = []
     try:
@@ -155,7 +175,9 @@ def run(library: Library, options: TuneOptions, job: Job, on_event: Callable[[di
             events.append(note)
             if on_event:
                 on_event(note)
-        with open(log_path, "wb") as log:
+        with open(log_path, "ab") as log:
+            log.write(f"--- {time.ctime()} pid {os.getpid()}: fine-tuning {base} ({options.mode})\n".encode())
+            log.flush()
             child = subprocess.Popen(_command(options, work / "data", library.models.store.root, base),
                                      stdout=subprocess.PIPE, stderr=log, env=_child_env(), start_new_session=True)
             if on_event is not None:
@@ -239,15 +261,6 @@ def tune(library: Library, options: TuneOptions, job: Job, on_event: Callable[[d
 
         outcome.activated = activate_model(library, outcome.result["model"], job)
     return outcome
-
-
-def start_from(library: Library) -> str:
-    """The model a new fine-tune starts from: the active model, or its base when it is a fine-tune itself
-    (and the base is still installed). So tuning again, after adding captions, makes a fresh fine-tune of
-    the original, rather than a fine-tune of a fine-tune that drifts a little further each time."""
-    active = library.models.active()
-    base = base_of(active)
-    return base if base and library.models.store.exists(base) else active.id
 
 
 def base_of(model) -> str | None:

@@ -56,6 +56,18 @@ def make_library(home: Path) -> Path:
     return photos
 
 
+def wait_until(app, cond=lambda: True, timeout: float = 60.0, extra: float = 0.4) -> None:
+    """Run the event loop until `cond()` (or `timeout`), then `extra` seconds more for painting."""
+    end = time.monotonic() + timeout
+    while not cond() and time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+    end = time.monotonic() + extra
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
 def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="glimpse-shots-")) / "home"
     os.environ["GLIMPSE_HOME"] = str(home)
@@ -73,14 +85,7 @@ def main() -> int:
         app.setWindowIcon(QIcon(str(ICON)))
 
         def settle(cond=lambda: True, timeout=60.0, extra=0.4):
-            end = time.monotonic() + timeout
-            while not cond() and time.monotonic() < end:
-                app.processEvents()
-                time.sleep(0.01)
-            end = time.monotonic() + extra
-            while time.monotonic() < end:
-                app.processEvents()
-                time.sleep(0.01)
+            wait_until(app, cond, timeout, extra)
 
         def shoot(widget, name):
             widget.raise_()

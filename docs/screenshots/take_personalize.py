@@ -12,12 +12,13 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(OUT)]
+
+from take import wait_until  # noqa: E402
 
 
 def make_library(home: Path) -> None:
@@ -51,14 +52,7 @@ def main() -> int:
         app.setWindowIcon(QIcon(str(ICON)))
 
         def settle(cond=lambda: True, timeout=300.0, extra=0.5):
-            end = time.monotonic() + timeout
-            while not cond() and time.monotonic() < end:
-                app.processEvents()
-                time.sleep(0.01)
-            end = time.monotonic() + extra
-            while time.monotonic() < end:
-                app.processEvents()
-                time.sleep(0.01)
+            wait_until(app, cond, timeout, extra)
 
         w = MainWindow()
         w.setGeometry(0, 0, 1280, 800)
