@@ -7,6 +7,7 @@ Captions are what fine-tuning learns from; the catalog gathers them at every `gl
 from __future__ import annotations
 
 import os
+import sys
 
 from .context import Context
 from .library import _json, _say_waiting
@@ -35,7 +36,7 @@ def add_parser(sub) -> None:
     cl.add_argument("path", metavar="PATH")
     cl.set_defaults(func=cmd_clear)
     e = csub.add_parser("export", help="write every photo's caption to a CSV file (file,caption,source)")
-    e.add_argument("file", metavar="FILE.csv")
+    e.add_argument("file", metavar="FILE.csv", help="the file to write (replaced whole); - writes to stdout")
     e.set_defaults(func=cmd_export)
     a = csub.add_parser("albums", help="use album folder names as weak captions (off by default)")
     a.add_argument("state", choices=("on", "off"))
@@ -96,8 +97,14 @@ def _say_cleared(caption, path: str) -> None:
 
 
 def cmd_export(args) -> int:
-    n = Context().library.export_captions(args.file)
-    print(f"Wrote {n} captions to {args.file}")
+    library = Context().library
+    if args.file == "-":  # the CSV alone on stdout, so it can be piped; the count goes to stderr
+        n = library.export_captions(sys.stdout)
+        sys.stdout.flush()
+        print(f"Wrote {n} captions", file=sys.stderr)
+    else:
+        n = library.export_captions(args.file)
+        print(f"Wrote {n} captions to {args.file}")
     return 0
 
 

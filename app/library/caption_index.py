@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import stat
 from dataclasses import asdict, dataclass
@@ -39,6 +40,7 @@ _RANK = {s: i for i, s in enumerate(PRIORITY)}
 EMBEDDED = (captions.XMP, captions.IPTC, captions.EXIF)
 CAPTION_FILES = frozenset((captions.CAPTIONS_CSV, captions.METADATA_CSV, captions.METADATA_JSONL))
 STAGE = "Reading captions"
+log = logging.getLogger(__name__)
 FLUSH_EVERY = 2000  # photos read between commits
 
 
@@ -200,18 +202,27 @@ def _read_folder(folder: str, photos: dict[str, tuple[int, int]], names: set[str
             found = embedded_before.get(path)
             found = captions.Caption(path, found["text"], found["source"]) if found else None
         else:
-            found = captions.embedded(path)
+            found = _guarded(captions.embedded, path)
         seen[name] = [size, mtime]
-        side = (captions.sidecar(path) if any(os.path.basename(p) in names for p in captions.sidecar_paths(path))
-                else None)
-        takeout = (captions.takeout(path) if any(os.path.basename(p) in names for p in captions.takeout_paths(path))
-                   else None)
+        side = (_guarded(captions.sidecar, path)
+                if any(os.path.basename(p) in names for p in captions.sidecar_paths(path)) else None)
+        takeout = (_guarded(captions.takeout, path)
+                   if any(os.path.basename(p) in names for p in captions.takeout_paths(path)) else None)
         rows.extend({"path": c.path, "folder": folder, "source": c.source, "text": c.text}
                     for c in (found, side, takeout) if c)
-    if names & CAPTION_FILES:
+    for name in sorted(names & CAPTION_FILES):
         rows.extend({"path": c.path, "folder": folder, "source": c.source, "text": c.text}
-                    for c in captions.folder_files(folder))
+                    for c in _guarded(captions.folder_file, folder, name) or ())
     return rows, seen
+
+
+def _guarded(read, *args):
+    """A reader's answer, or None when it fails anyway: one odd file never stops the pass."""
+    try:
+        return read(*args)
+    except Exception:  # readers catch what they know of; this is for what nobody has met yet
+        log.warning("could not read captions for %s", os.path.join(*args), exc_info=True)
+        return None
 
 
 def _flush(catalog: Catalog, batch: list[tuple[str, list[dict], dict]]) -> None:
@@ -226,8 +237,9 @@ def choose(catalog: Catalog, album: bool, path: str | None = None) -> list[Capti
     """One caption per ok photo that has one (only the photo at `path` when given), best source first
     (`PRIORITY`); album names only when `album` is true. Sorted by path."""
     where = "status = 'ok'" + (f" AND path = {sql_str(db_path(path))}" if path is not None else "")
-    ok = catalog.photo_columns(["path", "hash"], where)
+    ok = catalog.photo_columns(["path", "hash", "root"], where)
     paths, hashes = real_paths(ok["path"]), ok["hash"].to_pylist()
+    roots = dict(zip(paths, real_paths(ok["root"])))
     if not paths:
         return []
     found = catalog.caption_rows(f"path = {sql_str(db_path(path))}" if path is not None else None)
@@ -246,7 +258,7 @@ def choose(catalog: Catalog, album: bool, path: str | None = None) -> list[Capti
         elif p in best:
             row = best[p][1]
             out.append(CaptionPair(p, h, row["text"], row["source"], folder))
-        elif album:
+        elif album and folder != roots[p]:  # a watched root's own name is no album ("Pictures")
             name = captions.album_name(os.path.basename(folder))
             if name:
                 out.append(CaptionPair(p, h, name, captions.ALBUM, folder))

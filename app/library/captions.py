@@ -6,6 +6,7 @@ Originals are only ever opened for reading. No Qt here.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -24,6 +25,7 @@ CAPTIONS_CSV, METADATA_CSV, METADATA_JSONL = "captions.csv", "metadata.csv", "me
 SOURCES = (XMP, IPTC, EXIF, XMP_SIDECAR, TAKEOUT, CAPTIONS_CSV, METADATA_CSV, METADATA_JSONL, ALBUM)
 
 MAX_SIDECAR = 8 << 20  # bytes; a bigger "sidecar" is not one
+MAX_CAPTION_FILE = 256 << 20  # bytes; a folder's captions.csv / metadata.* may list many thousands of photos
 MAX_TEXT = 2000  # characters kept of one caption
 
 _DC = "{http://purl.org/dc/elements/1.1/}"
@@ -52,6 +54,14 @@ _MAKERS = frozenset((
     "LUMIX", "MINOLTA", "KONICA", "CASIO", "RICOH", "LEICA", "SIGMA", "HUAWEI", "XIAOMI", "LG", "HTC",
     "MOTOROLA", "NOKIA", "APPLE", "GOOGLE", "HASSELBLAD", "SANYO", "VIVITAR", "AGFA", "GOPRO", "DJI",
 ))
+# Words of camera model names and firmware strings ("CANON EOS 5D MARK III", "SONY DSC", "NIKON COOLPIX").
+_MODEL_WORDS = frozenset((
+    "DSC", "DIGITAL", "CAMERA", "STILL", "COOLPIX", "POWERSHOT", "EOS", "IXUS", "ELPH", "REBEL", "CYBER", "SHOT",
+    "CYBERSHOT", "ALPHA", "NEX", "FINEPIX", "EXILIM", "OPTIO", "EASYSHARE", "DIMAGE", "STYLUS", "PEN", "OM", "MJU",
+    "GALAXY", "IPHONE", "PIXEL", "PHONE", "MOBILE", "HERO", "BLACK", "SILVER", "MAVIC", "PHANTOM", "PRO", "MAX",
+    "PLUS", "MINI", "ULTRA", "LITE", "MARK", "II", "III", "IV", "CORPORATION", "CORP", "CO", "LTD", "INC",
+    "IMAGING", "OPTICAL", "ELECTRONICS", "PICTURES", "DCIM",
+))
 _IMAGE_FILE = re.compile(
     r"\.(jpe?g|jpe|jfif|png|gif|webp|tiff?|bmp|heic|heif|hif|avif|dng|cr2|cr3|nef|arw|orf|rw2|raf|mp4|mov)$", re.I)
 # Names cameras and phones give files: IMG_1234, DSC01234, DSCF1234, PXL_20190707_123456789, 20190707_123456.
@@ -78,10 +88,15 @@ def is_boilerplate(text: str) -> bool:
     t = _clean(text)
     if not t or t.casefold() in BOILERPLATE or not any(c.isalnum() for c in t):
         return True
-    words = re.findall(r"[A-Za-z]+", t)
-    if t == t.upper() and any(w in _MAKERS for w in words):
-        return True  # "SONY DSC", "NIKON COOLPIX", "CANON POWERSHOT"
+    words = re.findall(r"[A-Za-z0-9]+", t)
+    if t == t.upper() and any(w in _MAKERS for w in words) and all(_model_word(w) for w in words):
+        return True  # "SONY DSC", "NIKON COOLPIX P900", "CANON EOS 5D"; not "MOUNT FUJI AT SUNRISE"
     return is_file_name(t)
+
+
+def _model_word(word: str) -> bool:
+    """A maker, a model word, or a model number ("D750", "5D", "X100V", "S")."""
+    return word in _MAKERS or word in _MODEL_WORDS or any(c.isdigit() for c in word) or len(word) == 1
 
 
 def _caption(path: str, text, source: str) -> Caption | None:
@@ -184,9 +199,9 @@ def embedded(path: str) -> Caption | None:
 
 # -- Sidecars ----------------------------------------------------------------------------------------
 
-def _read_small(path: str) -> bytes | None:
+def _read_small(path: str, limit: int = MAX_SIDECAR) -> bytes | None:
     try:
-        if not os.path.isfile(path) or os.path.getsize(path) > MAX_SIDECAR:
+        if not os.path.isfile(path) or os.path.getsize(path) > limit:
             return None
         with open(path, "rb") as f:
             return f.read()
@@ -249,7 +264,7 @@ def takeout(path: str) -> Caption | None:
             continue
         try:
             doc = json.loads(data.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError, MemoryError):  # deep nesting: RecursionError
             continue
         if not isinstance(doc, dict):
             continue
@@ -272,50 +287,68 @@ def _inside(folder: str, name) -> str | None:
     return os.path.join(folder, rel)
 
 
+def _first_text(row: dict, keys) -> str | None:
+    """The first of `keys` whose value has words: a null or blank `text` falls through to `caption`."""
+    return next((row[k] for k in keys if isinstance(row.get(k), str) and row[k].strip()), None)
+
+
 def _rows_csv(path: str, file_key: str, text_keys: tuple[str, ...]):
-    data = _read_small(path)
+    data = _read_small(path, MAX_CAPTION_FILE)
     if data is None:
         return
     try:
-        lines = data.decode("utf-8-sig").splitlines()
-        reader = csv.DictReader(lines)
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:  # Excel on Windows saves CSV in the ANSI code page
+        if b"\x00" in data:
+            return  # binary, or UTF-16: not a CSV we read
+        text = data.decode("cp1252", "replace")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))  # so quoted line breaks stay in their field
         fields = {(f or "").strip().lower(): f for f in reader.fieldnames or ()}
-        text_key = next((fields[k] for k in text_keys if k in fields), None)
-        if file_key not in fields or text_key is None:
+        keys = [fields[k] for k in text_keys if k in fields]
+        if file_key not in fields or not keys:
             return
         for row in reader:
-            yield row.get(fields[file_key]), row.get(text_key)
-    except (UnicodeDecodeError, csv.Error):
+            yield row.get(fields[file_key]), _first_text(row, keys)
+    except csv.Error:
         return
 
 
 def _rows_jsonl(path: str):
-    data = _read_small(path)
+    data = _read_small(path, MAX_CAPTION_FILE)
     if data is None:
         return
     for line in data.decode("utf-8-sig", "replace").splitlines():
         try:
             row = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError, MemoryError):  # deep nesting: RecursionError
             continue
         if isinstance(row, dict):
-            yield row.get("file_name"), row.get("text", row.get("caption"))
+            yield row.get("file_name"), _first_text(row, ("text", "caption"))
+
+
+_FOLDER_READERS = {
+    CAPTIONS_CSV: lambda p: _rows_csv(p, "file", ("caption",)),
+    METADATA_CSV: lambda p: _rows_csv(p, "file_name", ("text", "caption")),
+    METADATA_JSONL: lambda p: _rows_jsonl(p),
+}
+
+
+def folder_file(folder: str, name: str) -> list[Caption]:
+    """Captions from one caption file of the folder (`name` is CAPTIONS_CSV, METADATA_CSV or METADATA_JSONL)."""
+    out = []
+    for file, text in _FOLDER_READERS[name](os.path.join(folder, name)):
+        photo = _inside(folder, file)
+        found = _caption(photo, text, name) if photo else None
+        if found:
+            out.append(found)
+    return out
 
 
 def folder_files(folder: str) -> list[Caption]:
     """Captions from the folder's captions.csv (file,caption) and Hugging Face metadata.csv / metadata.jsonl
     (file_name with text or caption). Paths are joined to the folder; whether the photos exist is not checked."""
-    out = []
-    for name, source, rows in (
-            (CAPTIONS_CSV, CAPTIONS_CSV, lambda p: _rows_csv(p, "file", ("caption",))),
-            (METADATA_CSV, METADATA_CSV, lambda p: _rows_csv(p, "file_name", ("text", "caption"))),
-            (METADATA_JSONL, METADATA_JSONL, _rows_jsonl)):
-        for file, text in rows(os.path.join(folder, name)):
-            photo = _inside(folder, file)
-            found = _caption(photo, text, source) if photo else None
-            if found:
-                out.append(found)
-    return out
+    return [c for name in (CAPTIONS_CSV, METADATA_CSV, METADATA_JSONL) for c in folder_file(folder, name)]
 
 
 # -- Album folder names ------------------------------------------------------------------------------

@@ -308,17 +308,48 @@ class Library:
         return self.set_caption(path, "", on_wait)
 
     def export_captions(self, file) -> int:
-        """Write `file,caption,source` rows (absolute paths) as CSV; returns how many."""
+        """Write `file,caption,source` rows (absolute paths) as CSV to a path or an open text stream;
+        returns how many. A path is written atomically (a temp file beside it, then renamed over it), so
+        a failure midway leaves an existing file as it was; CaptionError names the file."""
         import csv
+        import secrets
 
         pairs = self.captions()
+
+        def write(f) -> None:
+            writer = csv.writer(f)
+            writer.writerow(["file", "caption", "source"])
+            writer.writerows([p.path, p.text, p.source] for p in pairs)
+
+        if hasattr(file, "write"):
+            write(file)
+            return len(pairs)
+        file = os.fspath(file)
+        tmp = None
         try:
-            with open(file, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(["file", "caption", "source"])
-                writer.writerows([p.path, p.text, p.source] for p in pairs)
+            if os.path.isdir(file):
+                raise IsADirectoryError(21, "Is a directory", file)
+            if os.path.exists(file) and not os.path.isfile(file):  # /dev/stdout, a pipe: nothing to keep
+                with open(file, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+                    write(f)
+                return len(pairs)
+            folder, name = os.path.split(os.path.abspath(file))
+            tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+            with open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(OSError):  # an existing file keeps its permissions
+                os.chmod(tmp, os.stat(file).st_mode & 0o7777)
+            os.replace(tmp, file)
+            tmp = None
         except OSError as e:
             raise CaptionError(f"cannot write {file}: {e.strerror or e}") from e
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
         return len(pairs)
 
     def _captionable(self, path: str) -> dict:
