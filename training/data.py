@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,48 @@ class Dataset:
 
 def _key(text: str) -> str:
     return " ".join(text.casefold().split())
+
+
+STOPWORDS = frozenset("""a an the and or of in on at to for with from by our my his her their its this that
+these those is are was were be been we i you he she they it me us them as into onto over under after before
+during again last first day days time am pm de la le les der die das und im am von zu mit en el y""".split())
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+MAX_FAN_OUT = 5000   # a word pair shared by more distinct captions than this relates none of them
+
+
+def _content_pairs(text: str) -> set[str]:
+    """Pairs of neighbouring content words ("aunt rosa's", "rosa's garden"): what names a place or person."""
+    words = [w for w in _WORD.findall(text.casefold()) if w not in STOPWORDS and not w.isdigit()]
+    if len(words) == 1:
+        return {words[0]}
+    return {f"{a} {b}" for a, b in zip(words, words[1:])}
+
+
+def related_captions(texts: list[str]) -> list[np.ndarray]:
+    """For each distinct caption id (as `Dataset.caption_ids`), the ids of captions that share a pair of
+    neighbouring content words with it ("Aunt Rosa's garden in July", "Aunt Rosa's garden, 2019"), itself
+    included. Users word one place many ways; such captions are not positives of each other (we cannot
+    tell), but they must not be pushed apart as negatives either (see `training.loss`)."""
+    ids: dict[str, int] = {}
+    keys = []
+    for t in texts:
+        k = _key(t)
+        if k not in ids:
+            ids[k] = len(ids)
+            keys.append(t)
+    index: dict[str, list[int]] = {}
+    pairs = [_content_pairs(t) for t in keys]
+    for i, ps in enumerate(pairs):
+        for p in ps:
+            index.setdefault(p, []).append(i)
+    out = []
+    for i, ps in enumerate(pairs):
+        near = {i}
+        for p in ps:
+            if len(index[p]) <= MAX_FAN_OUT:
+                near.update(index[p])
+        out.append(np.array(sorted(near), np.int64))
+    return out
 
 
 def split(n: int, seed: int = 0, fraction: float = HELD_OUT, enough: int = HELD_OUT_ENOUGH) -> tuple[np.ndarray, np.ndarray]:

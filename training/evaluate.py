@@ -82,3 +82,17 @@ def agreement(base_text: np.ndarray, tuned_text: np.ndarray, base_gallery: np.nd
     a, b = top(base_text, base_gallery, k), top(tuned_text, tuned_gallery, k)
     kk = a.shape[1]
     return round(float(np.mean([len(set(x) & set(y)) / kk for x, y in zip(a.tolist(), b.tolist())])), 4)
+
+
+def prompt_overlap(text: np.ndarray, gallery: np.ndarray, k: int = 10) -> float | None:
+    """How much the top-k photos of *different* prompts overlap, beyond chance (0: as distinct as chance
+    allows, 1: every prompt finds the same photos). A trained CLIP finds different photos for "a dog" and
+    "a beach" (near 0); random weights find nearly the same ones for every prompt (0.35 for ViT-B-32)."""
+    n = len(text)
+    if n < 2 or len(gallery) <= k:
+        return None
+    tops = [set(t) for t in top(text, gallery, k).tolist()]
+    kk = len(tops[0])
+    mean = np.mean([len(tops[i] & tops[j]) / kk for i in range(n) for j in range(i + 1, n)])
+    chance = kk / len(gallery)
+    return round(float(max(0.0, (mean - chance) / (1 - chance))), 4)

@@ -219,7 +219,8 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
                       seed=opts.seed, device=device, images=cache, bank=bank, world=world,
                       on_note=lambda message: emit({"event": "note", "message": message}),
                       anchors=torch.from_numpy(tokenizer(list(evaluate.ANCHOR_PROMPTS))),
-                      anchor_weight=ANCHOR_WEIGHT if opts.anchor is None else opts.anchor)
+                      anchor_weight=ANCHOR_WEIGHT if opts.anchor is None else opts.anchor,
+                      related=datasets.related_captions(ds.captions))
     clock = _Clock(emit, "train")
     train_start = time.monotonic()
     seen = 0
@@ -251,14 +252,21 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
         candidates.append({"alpha": alpha, **measure(tuned)})
         check()
     judge(len(wise.ALPHAS), len(wise.ALPHAS))
-    chosen = wise.choose(candidates)
+    overlap = evaluate.prompt_overlap(base_prompts, base_gallery)
+    enforce = overlap is None or overlap < wise.KNOWS_NOTHING
+    if not enforce:
+        emit({"event": "note", "message": f"{base.id} finds nearly the same photos for every everyday prompt "
+                                          f"(overlap {overlap:.2f}), so it has no general knowledge here to "
+                                          "keep: agreement is reported, not enforced."})
+    chosen = wise.choose(candidates, enforce=enforce)
     alpha = chosen["alpha"]
     tuned.load_state_dict(wise.interpolate(base_state, tuned_state, alpha))
     after = {k: chosen[k] for k in ("r1", "r5", "r10", "mean_rank")}
     examples = _examples(tuned, ds, tokens, query_rows, held, vectors, library, library_paths, sample,
                          cache, library_rows, device)
 
-    metrics = {"before": before, "after": after, "agreement": chosen["agreement"], "candidates": candidates}
+    metrics = {"before": before, "after": after, "agreement": chosen["agreement"], "candidates": candidates,
+               "agreement_enforced": enforce, "prompt_overlap": overlap}
     loaded.model = tuned.to("cpu").eval()
     loaded.lineage = {"kind": "finetune", "base": base.id, "mode": opts.mode, "fingerprint": ds.fingerprint(),
                       "alpha": alpha, "metrics": metrics}
@@ -279,7 +287,8 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
             "before": before, "after": after, "agreement": chosen["agreement"], "alpha": alpha,
             "seconds": round(time.monotonic() - started, 2),
             "pairs_per_s": round(seen / max(train_seconds, 1e-9), 2), "image_space": stored.image_space,
-            "fingerprint": ds.fingerprint(), "examples": examples, "candidates": candidates}
+            "fingerprint": ds.fingerprint(), "examples": examples, "candidates": candidates,
+            "agreement_enforced": enforce, "prompt_overlap": overlap}
 
 
 def _normalised(x: np.ndarray) -> np.ndarray:

@@ -52,7 +52,7 @@ class Defaults:
 
 
 DEFAULTS = {
-    "text": Defaults(epochs=15, batch_size=128, lr=2e-4),
+    "text": Defaults(epochs=15, batch_size=32, lr=2e-4),  # the bank brings the negatives: small batches, more steps
     "quick": Defaults(epochs=60, batch_size=256, lr=2e-3),
     "lora": Defaults(epochs=10, batch_size=128, lr=5e-4),
     "full": Defaults(epochs=5, batch_size=128, lr=1e-5),
@@ -118,7 +118,8 @@ class Trainer:
                  lr: float, seed: int = 0, device: str = "cpu", images=None, bank: bool = False,
                  world: distributed.World = distributed.World(), weight_decay: float = 0.05,
                  warmup: float = 0.1, on_note: Callable[[str], None] | None = None,
-                 anchors: torch.Tensor | None = None, anchor_weight: float = 0.0, clip: float | None = 1.0):
+                 anchors: torch.Tensor | None = None, anchor_weight: float = 0.0, clip: float | None = 1.0,
+                 related: list[np.ndarray] | None = None):
         if mode in TWO_TOWER and images is None:
             raise ValueError(f"{mode} mode trains the image tower: it needs the photos (an ImageCache)")
         self.mode, self.device, self.world = mode, device, world
@@ -144,6 +145,14 @@ class Trainer:
         if bank and mode not in TWO_TOWER:
             self.bank = self.vectors[torch.as_tensor(self.train_rows, device=device)]
             self.bank_ids = torch.as_tensor(self.caption_ids[self.train_rows], device=device)
+        # Related captions (`data.related_captions`, by caption id): left out of each other's negatives.
+        self.related = related
+        self._bank_rows: dict[int, np.ndarray] = {}
+        if related is not None and self.bank is not None:
+            ids = self.caption_ids[self.train_rows]
+            order = np.argsort(ids, kind="stable")
+            cut = np.flatnonzero(np.diff(ids[order])) + 1
+            self._bank_rows = {int(ids[g[0]]): g for g in np.split(order, cut) if len(g)}
         decay = [p for p in self.params if p.ndim >= 2]
         rest = [p for p in self.params if p.ndim < 2]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
@@ -188,7 +197,8 @@ class Trainer:
         ids = torch.as_tensor(self.caption_ids[local], device=text.device)
         text, image = distributed.gather(text, self.world), distributed.gather(image, self.world)
         ids = distributed.gather(ids, self.world)
-        loss = contrastive_loss(image, text, self.scale, ids, self.bank, self.bank_ids)
+        related, bank_related = self._related(np.asarray(batch, np.int64)[:len(ids)], text.device)
+        loss = contrastive_loss(image, text, self.scale, ids, self.bank, self.bank_ids, related, bank_related)
         if self.anchor_weight:
             with autocast(self.device):
                 anchor = self._anchor_text()
@@ -208,6 +218,23 @@ class Trainer:
         self.opt.step()
         self.sched.step()
         return value
+
+    def _related(self, rows: np.ndarray, device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """[N, N] and [N, bank] masks of related-but-different captions for a global batch of pair rows."""
+        if self.related is None:
+            return None, None
+        ids = self.caption_ids[rows]
+        near = [self.related[int(c)] for c in ids]
+        related = np.stack([np.isin(ids, r) for r in near])
+        bank_related = None
+        if self.bank is not None:
+            bank_related = np.zeros((len(ids), len(self.train_rows)), bool)
+            for i, r in enumerate(near):
+                hits = [self._bank_rows[int(c)] for c in r if int(c) in self._bank_rows]
+                if hits:
+                    bank_related[i, np.concatenate(hits)] = True
+            bank_related = torch.from_numpy(bank_related).to(device)
+        return torch.from_numpy(related).to(device), bank_related
 
     def epoch(self, epoch: int, on_step: Callable[[float], None] | None = None) -> float:
         """One pass over the training rows; returns the mean loss. Out of GPU memory: halve and go on."""

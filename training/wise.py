@@ -5,11 +5,16 @@ pulls the model toward the user's words and away from everything else; a point o
 two keeps most of the gain and most of the general knowledge. alpha is chosen on the held-out split:
 the best held-out R@5 among the alphas whose agreement (see `evaluate`) stays >= 0.7; when none does,
 the one with the highest agreement. Ties go to the smaller alpha (less drift for the same recall).
+
+The guard holds only where the base has everyday knowledge to keep: when its top photos for different
+everyday prompts are nearly the same photos (`evaluate.prompt_overlap` >= KNOWS_NOTHING, as with random
+weights), agreement measures noise, so it is reported but not enforced (`enforce=False`).
 """
 from __future__ import annotations
 
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
 MIN_AGREEMENT = 0.7
+KNOWS_NOTHING = 0.2   # prompt overlap beyond chance past which the base tells no everyday prompts apart
 
 
 def interpolate(base: dict, tuned: dict, alpha: float) -> dict:
@@ -21,8 +26,10 @@ def interpolate(base: dict, tuned: dict, alpha: float) -> dict:
     return out
 
 
-def choose(candidates: list[dict], min_agreement: float = MIN_AGREEMENT) -> dict:
+def choose(candidates: list[dict], min_agreement: float = MIN_AGREEMENT, enforce: bool = True) -> dict:
     """The chosen one of [{"alpha", "r5", "agreement", ...}] (see the module docstring)."""
+    if not enforce:
+        min_agreement = 0.0
     def r5(c):
         return c.get("r5") if c.get("r5") is not None else -1.0
 

@@ -116,7 +116,7 @@ def cmd_tune(args) -> int:
             print(f"Base model, held-out captions: {_metrics(r.get('before') or {})}")
         return 0
     if args.json:
-        keys = ("model", "mode", "before", "after", "agreement", "alpha")
+        keys = ("model", "mode", "before", "after", "agreement", "alpha", "pairs_per_s")
         print(json.dumps({**{k: r.get(k) for k in keys}, "activated": outcome.activated, "reason": outcome.reason,
                           "base": r.get("base"), "seconds": r.get("seconds")}))
         return 0
