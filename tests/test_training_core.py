@@ -145,3 +145,36 @@ def test_untrimmable_tower_is_refused(tiny_torch):
 
     with pytest.raises(ValueError, match="cannot be trimmed"):
         encode_text_trimmed(NotClip(), torch.zeros(1, 77, dtype=torch.long))
+
+
+def test_names_users_keep_writing_become_captions_and_relate_their_wordings():
+    from training.data import caption_ids_of, related_captions, shared_phrases
+
+    texts = ["Aunt Rosa's garden", "Aunt Rosa's garden in July", "Aunt Rosa's garden, 2019",
+             "Grandpa's boat with the dogs", "Grandpa's boat", "Grandpa's boat in July", "a day at the beach"]
+    assert shared_phrases(texts) == ["aunt rosa's garden"] * 3 + ["grandpa's boat"] * 3 + [None]
+    ids = caption_ids_of(texts + ["aunt ROSA's  garden"])
+    assert ids[-1] == ids[0] and len(set(ids[:7].tolist())) == 7
+    related = related_captions(texts)
+    assert set(related[1].tolist()) == {0, 1, 2}            # one place in other words
+    assert 3 not in related[0] and 0 not in related[3]      # "with the dogs" alone relates nothing
+    assert related[6].tolist() == [6]
+
+
+def test_related_captions_are_neither_pulled_nor_pushed():
+    """Photo 1 moves so that only its similarity to caption 0 (a related caption) changes: with the pair
+    marked related the loss stays exactly the same; without it, the loss changes."""
+    image, text = _features(4)
+    ids = torch.arange(4)
+    related = torch.zeros(4, 4, dtype=torch.bool)
+    related[0, 1] = related[1, 0] = True
+    others = text[1:].T                                   # [d, 3]: every caption but 0
+    u = torch.randn(16, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    u = u - others @ torch.linalg.lstsq(others, u).solution  # orthogonal to captions 1..3
+    moved = image.clone()
+    moved[1] = image[1] + 2.0 * u
+    assert abs(float(moved[1] @ text[0] - image[1] @ text[0])) > 0.1
+    with_mask = [float(contrastive_loss(x, text, 10.0, ids, related=related)) for x in (image, moved)]
+    without = [float(contrastive_loss(x, text, 10.0, ids)) for x in (image, moved)]
+    assert with_mask[0] == pytest.approx(with_mask[1], abs=1e-9)
+    assert abs(without[0] - without[1]) > 1e-3

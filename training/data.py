@@ -51,8 +51,7 @@ class Dataset:
 
     def caption_ids(self) -> np.ndarray:
         """[N] int: equal for pairs whose caption is the same text (case and spacing ignored)."""
-        ids: dict[str, int] = {}
-        return np.array([ids.setdefault(_key(p.text), len(ids)) for p in self.pairs], np.int64)
+        return caption_ids_of(self.captions)
 
     def folder_ids(self) -> np.ndarray:
         ids: dict[str, int] = {}
@@ -66,7 +65,13 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
-def _key(text: str) -> str:
+def caption_ids_of(texts: list[str]) -> np.ndarray:
+    """[N] int ids, equal for the same text (case and spacing ignored), numbered in order of appearance."""
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(text_key(t), len(ids)) for t in texts], np.int64)
+
+
+def text_key(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
@@ -93,7 +98,7 @@ def related_captions(texts: list[str]) -> list[np.ndarray]:
     ids: dict[str, int] = {}
     keys = []
     for t in texts:
-        k = _key(t)
+        k = text_key(t)
         if k not in ids:
             ids[k] = len(ids)
             keys.append(t)
@@ -144,3 +149,35 @@ def load(folder: str | Path) -> Dataset:
     return Dataset(pairs, vectors, np.load(folder / "library.npy"),
                    json.loads((folder / "library_paths.json").read_text(encoding="utf-8")),
                    json.loads((folder / "meta.json").read_text(encoding="utf-8")))
+
+
+MIN_SHARED = 3   # a phrase is a name when at least this many distinct captions hold it
+MAX_PHRASE_WORDS = 24  # words of a caption looked at for shared phrases
+
+
+def shared_phrases(texts: list[str], min_shared: int = MIN_SHARED) -> list[str | None]:
+    """For each caption, the longest run of words (two content words at least) that it shares with at
+    least `min_shared - 1` other distinct captions, or None: "Aunt Rosa's garden" in "Aunt Rosa's garden in
+    July", "Aunt Rosa's garden, 2019", … The words a user keeps writing are the names they will search
+    for; training on them as captions of their own teaches the name, not the wording around it."""
+    words = [_WORD.findall(t.casefold())[:MAX_PHRASE_WORDS] for t in texts]
+    keys = [text_key(t) for t in texts]
+    holders: dict[tuple, set[str]] = {}
+    for ws, key in zip(words, keys):
+        for i in range(len(ws)):
+            for j in range(i + 2, len(ws) + 1):
+                gram = tuple(ws[i:j])
+                if sum(w not in STOPWORDS and not w.isdigit() for w in gram) >= 2:
+                    holders.setdefault(gram, set()).add(key)
+    out: list[str | None] = []
+    for ws in words:
+        best = None
+        for i in range(len(ws)):
+            for j in range(len(ws), i + 1, -1):
+                gram = tuple(ws[i:j])
+                n = len(holders.get(gram, ()))
+                if n >= min_shared and (best is None or (len(gram), n) > (len(best[0]), best[1])):
+                    best = (gram, n)
+                    break
+        out.append(" ".join(best[0]) if best else None)
+    return out

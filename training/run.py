@@ -214,13 +214,27 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
         return out
 
     base_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    trainer = Trainer(model, opts.mode, tokens=tokens, vectors=vectors, caption_ids=caption_ids, folders=folders,
-                      train=train, logit_scale=logit_scale, epochs=epochs, batch_size=batch_size, lr=lr,
+    texts = ds.captions
+    t_tokens, t_vectors, t_ids, t_folders, t_train = tokens, vectors, caption_ids, folders, train
+    if not two_tower:  # names as captions of their own (see data.shared_phrases); image side fixed
+        phrases = datasets.shared_phrases([texts[i] for i in train])
+        extra = [(int(i), p) for i, p in zip(train, phrases)
+                 if p and datasets.text_key(p) != datasets.text_key(texts[i])]
+        if extra:
+            rows = np.array([i for i, _ in extra], np.int64)
+            texts = texts + [p for _, p in extra]
+            t_tokens = torch.cat([tokens, torch.from_numpy(tokenizer([p for _, p in extra]))])
+            t_vectors = np.concatenate([vectors, vectors[rows]])
+            t_ids = datasets.caption_ids_of(texts)
+            t_folders = np.concatenate([folders, folders[rows]])
+            t_train = np.concatenate([train, len(ds.pairs) + np.arange(len(extra))])
+    trainer = Trainer(model, opts.mode, tokens=t_tokens, vectors=t_vectors, caption_ids=t_ids, folders=t_folders,
+                      train=t_train, logit_scale=logit_scale, epochs=epochs, batch_size=batch_size, lr=lr,
                       seed=opts.seed, device=device, images=cache, bank=bank, world=world,
                       on_note=lambda message: emit({"event": "note", "message": message}),
                       anchors=torch.from_numpy(tokenizer(list(evaluate.ANCHOR_PROMPTS))),
                       anchor_weight=ANCHOR_WEIGHT if opts.anchor is None else opts.anchor,
-                      related=datasets.related_captions(ds.captions))
+                      related=datasets.related_captions(texts))
     clock = _Clock(emit, "train")
     train_start = time.monotonic()
     seen = 0
@@ -230,7 +244,7 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
                 check()
                 clock(trainer.step_count, trainer.total_steps, loss=round(loss, 5))
             loss = trainer.epoch(epoch, on_step)
-            seen += len(train)
+            seen += len(t_train)
             r5 = measure(trainer.model, with_agreement=False)["r5"] if world.main else None
             emit({"event": "epoch", "epoch": epoch + 1, "loss": round(loss, 5) if np.isfinite(loss) else None,
                   "r5": r5})

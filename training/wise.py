@@ -4,7 +4,8 @@ theta(alpha) = (1 - alpha) * theta_base + alpha * theta_tuned. Fine-tuning on a 
 pulls the model toward the user's words and away from everything else; a point on the line between the
 two keeps most of the gain and most of the general knowledge. alpha is chosen on the held-out split:
 the best held-out R@5 among the alphas whose agreement (see `evaluate`) stays >= 0.7; when none does,
-the one with the highest agreement. Ties go to the smaller alpha (less drift for the same recall).
+the one with the highest agreement. Ties go to the smaller alpha (less drift for the same recall; on
+benchmarks/finetune.py breaking ties by mean rank chose alpha 1 and found the names less often).
 
 The guard holds only where the base has everyday knowledge to keep: when its top photos for different
 everyday prompts are nearly the same photos (`evaluate.prompt_overlap` >= KNOWS_NOTHING, as with random
