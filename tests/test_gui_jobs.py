@@ -39,6 +39,8 @@ def test_an_import_waits_for_indexing_to_pause_then_indexing_goes_on(qtbot, libr
     events = []
     runner.started.connect(lambda task: events.append(("start", task)))
     runner.ended.connect(lambda task: events.append(("end", task)))
+    if runner.current is not None:  # started before we listened (the library opened quickly)
+        events.append(("start", runner.current))
     qtbot.waitUntil(lambda: " of 300" in w.jobs.text.text(), timeout=WAIT)
     assert isinstance(runner.current, IndexTask)
     getter = w.open_settings().getter
@@ -53,6 +55,8 @@ def test_an_import_waits_for_indexing_to_pause_then_indexing_goes_on(qtbot, libr
 
     running = None
     for kind, task in events:  # never two tasks at once
+        if kind == "start" and task is running:
+            continue  # the first task, seen both as current and by its signal
         if kind == "start":
             assert running is None, f"{task.title} started while {running.title} ran"
             running = task
