@@ -65,6 +65,18 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
+def refusal(pairs: int, distinct: int) -> str | None:
+    """Why a training set is too small to learn from (None when it is not): said by the use case before it
+    starts the training process, and by the training process itself."""
+    if pairs < MIN_CAPTIONED:
+        return (f"Only {pairs} captioned photos: fine-tuning needs at least {MIN_CAPTIONED}. Add captions (in the "
+                "preview, XMP sidecars or a captions.csv in a folder), run `glimpse index`, and try again.")
+    if distinct < MIN_DISTINCT:
+        return (f"All {pairs} captioned photos have the same caption: fine-tuning learns to tell captions apart, "
+                "so it needs photos captioned with different words.")
+    return None
+
+
 def caption_ids_of(texts: list[str]) -> np.ndarray:
     """[N] int ids, equal for the same text (case and spacing ignored), numbered in order of appearance."""
     ids: dict[str, int] = {}

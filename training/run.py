@@ -105,13 +105,9 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
         ds = datasets.load(opts.data)
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise Refused(f"Cannot read the training set in {opts.data}: {e}") from e
-    if len(ds.pairs) < datasets.MIN_CAPTIONED:
-        raise Refused(f"Only {len(ds.pairs)} captioned photos: fine-tuning needs at least "
-                      f"{datasets.MIN_CAPTIONED}. Add captions (or sidecars, or captions.csv) and try again.")
-    distinct = len(np.unique(ds.caption_ids()))
-    if distinct < datasets.MIN_DISTINCT:
-        raise Refused(f"All {len(ds.pairs)} captioned photos have the same caption: fine-tuning learns to tell "
-                      "captions apart, so it needs photos captioned with different words.")
+    refusal = datasets.refusal(len(ds.pairs), len(np.unique(ds.caption_ids())))
+    if refusal:
+        raise Refused(refusal)
     if opts.mode not in MODES:
         raise Refused(f"Unknown mode '{opts.mode}': choose one of {', '.join(MODES)}.")
     device = pick_device(opts.device)

@@ -18,11 +18,12 @@ from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
+from app.tasks.tune import MIN_CAPTIONED  # with fewer captioned photos, training refuses
+
 from .backend import Backend
 from .jobbar import describe
 from .jobs import ActivateTask, RemoveModelTask, Task, TuneTask
 
-MIN_CAPTIONED = 20  # training.data.MIN_CAPTIONED: with fewer captioned photos, training refuses
 THUMB = 72          # px, the example results
 EXAMPLES = 4        # example queries shown, and results of each
 STEPS = 1000

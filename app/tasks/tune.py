@@ -29,9 +29,11 @@ from app.library.catalog import real_paths
 from app.library.library import Library
 from model.errors import ModelError
 from model.jobs import Cancelled, Job, Progress
+from training import data  # numpy only: the training set's format and its refusal rule, no torch
+
+MIN_CAPTIONED = data.MIN_CAPTIONED  # for the window, which may not import training itself
 
 MODES = ("text", "quick", "lora", "full")
-MIN_CAPTIONED = 20        # as training.data.MIN_CAPTIONED (not imported: that is a lazy import)
 LIBRARY_SAMPLE = 50_000   # photos whose vectors judge agreement (the whole library up to this)
 STAGES = {"prepare": "Preparing", "cache": "Reading photos", "train": "Fine-tuning", "evaluate": "Evaluating",
           "export": "Exporting"}
@@ -65,19 +67,14 @@ class Outcome:
 def gather(library: Library, folder: Path, base_id: str) -> dict:
     """Write the training set (captioned photos with their base vectors, and a library sample) to `folder`.
 
-    Returns counts: {"pairs", "missing"} (captioned photos without a vector yet are left out)."""
-    from training import data  # numpy only: no torch here
-
+    Returns counts: {"pairs", "distinct", "missing"} (captioned photos without a vector yet are left out)."""
     base = library.models.store.get(base_id)
     space = base.image_space
     pairs = library.captions()
-    hashes = sorted({p.hash for p in pairs})
-    found: dict[str, np.ndarray] = {}
-    for i in range(0, len(hashes), 2000):
-        got, vecs = library.catalog.vectors(space, hashes[i:i + 2000])
-        found.update(zip(got, vecs))
+    all_hashes, all_vectors = library.catalog.vectors(space)  # read once: the pairs' and the library's
+    wanted = {p.hash for p in pairs}
+    found = {h: v for h, v in zip(all_hashes, all_vectors) if h in wanted}
     kept = [p for p in pairs if p.hash in found]
-    all_hashes, all_vectors = library.catalog.vectors(space)
     rows = library.catalog.photo_columns(["path", "hash"], "status = 'ok'")
     path_of = dict(zip(rows["hash"].to_pylist(), real_paths(rows["path"])))
     keep = [i for i, h in enumerate(all_hashes) if h in path_of]
@@ -92,7 +89,8 @@ def gather(library: Library, folder: Path, base_id: str) -> dict:
         {"base": base.id, "image_space": space, "store": str(library.models.store.root),
          "written": time.time()})
     data.save(folder, dataset)
-    return {"pairs": len(kept), "missing": len(pairs) - len(kept)}
+    return {"pairs": len(kept), "distinct": int(len(np.unique(dataset.caption_ids()))),
+            "missing": len(pairs) - len(kept)}
 
 
 def _sweep(cache: Path) -> None:
@@ -165,10 +163,9 @@ def run(library: Library, options: TuneOptions, job: Job, on_event: Callable[[di
     try:
         job.report("Gathering captions")
         counts = gather(library, work / "data", base)
-        if counts["pairs"] < MIN_CAPTIONED:  # said here, before the child spends seconds importing torch
-            raise TuneError(f"Only {counts['pairs']} captioned photos: fine-tuning needs at least {MIN_CAPTIONED}. "
-                            "Add captions (in the preview, XMP sidecars or a captions.csv in a folder), "
-                            "run `glimpse index`, and try again.")
+        refusal = data.refusal(counts["pairs"], counts["distinct"])
+        if refusal:  # said here, before the child spends seconds importing torch
+            raise TuneError(refusal)
         if counts["missing"]:
             note = {"event": "note", "message": f"{counts['missing']} captioned photos have no vector yet and are "
                                                 "left out (run `glimpse index` first to use them)."}
