@@ -18,8 +18,6 @@ from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
-from app.tasks.tune import MIN_CAPTIONED  # with fewer captioned photos, training refuses
-
 from .backend import Backend
 from .jobbar import describe
 from .jobs import ActivateTask, RemoveModelTask, Task, TuneTask
@@ -74,6 +72,13 @@ def device_text(device: str | None, gpu: str | None) -> str:
 def source_text(source: str) -> str:
     return SOURCES.get(source, source)
 
+
+
+def _min_captioned() -> int:
+    """With fewer captioned photos, training refuses (imported when asked: not at the window's start-up)."""
+    from app.tasks.tune import MIN_CAPTIONED
+
+    return MIN_CAPTIONED
 
 class _Relay(QObject):
     """Carries the run's events from the runner's thread to the GUI thread (a queued signal)."""
@@ -237,8 +242,8 @@ class PersonalizeTab(QWidget):
             parts.append("For example: " + "; ".join(
                 f"“{_esc(e['text'])}” <span style='color:palette(placeholder-text)'>"
                 f"({_esc(os.path.basename(e['path']))})</span>" for e in examples[:5]))
-        if photos < MIN_CAPTIONED:
-            parts.append(f"<b>Fine-tuning needs at least {MIN_CAPTIONED} captioned photos.</b> Add captions: "
+        if photos < _min_captioned():
+            parts.append(f"<b>Fine-tuning needs at least {_min_captioned()} captioned photos.</b> Add captions: "
                          "type one in a photo's preview (its Caption field), put a <i>captions.csv</i> "
                          "(columns <i>file,caption</i>) in a watched folder, or keep the XMP or Google Takeout "
                          "sidecars beside your photos; Glimpse reads them when it indexes.")
@@ -267,7 +272,7 @@ class PersonalizeTab(QWidget):
         photos = self.summary.get("photos", 0)
         gpu = bool(self.summary.get("gpu"))
         mode = self.mode.currentData()
-        if photos < MIN_CAPTIONED:
+        if photos < _min_captioned():
             self.estimate.setText("–")
             return
         epochs = self.epochs.value() or None
@@ -278,11 +283,11 @@ class PersonalizeTab(QWidget):
         self.estimate.setText(f"{human_time(seconds)} (a first guess; the run refines it)")
 
     def _enable(self) -> None:
-        enough = self.summary is not None and self.summary.get("photos", 0) >= MIN_CAPTIONED
+        enough = self.summary is not None and self.summary.get("photos", 0) >= _min_captioned()
         has_model = self.summary is not None and bool(self.summary.get("active"))
         busy = self.running
         self.fine_tune.setEnabled(enough and has_model and not busy)
-        self.fine_tune.setToolTip("" if enough else f"Needs at least {MIN_CAPTIONED} captioned photos")
+        self.fine_tune.setToolTip("" if enough else f"Needs at least {_min_captioned()} captioned photos")
         self.mode.setEnabled(not busy)
         self.epochs.setEnabled(not busy)
         self.cancel.setVisible(busy)
