@@ -130,8 +130,9 @@ def _partitions(catalog: Catalog, space: str, dim: int) -> int:
 
 
 def test_ann_recall_against_exact(tmp_path, tiny_stored):
-    """Past the exact limit the ANN index (23 partitions, 6 probed) answers; its recall@10 against exact
-    search is at least 0.95."""
+    """Past the exact limit the ANN index (23 partitions, 8 probed) answers; its recall@10 against exact
+    search is at least 0.95. (With 6 probed it averaged 0.975 and once fell to 0.948: LanceDB's k-means
+    takes no seed.)"""
     from model.runtime import Encoder
 
     n, dim = 3000, tiny_stored.embed_dim

@@ -31,10 +31,13 @@ def test_two_index_runs_at_once_neither_crash_nor_duplicate(library, tmp_path, g
         return subprocess.Popen([sys.executable, "-m", "app", "index", "--batch-size", "4"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = start()
+    lock = library.catalog.lock
     deadline = time.monotonic() + 60
-    while library.catalog.count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.kill(first.pid, signal.SIGSTOP)  # hold the first mid-way, so the two surely overlap
+    while lock.holder().get("pid") != first.pid and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Hold the first as soon as it holds the writer lock (it writes its pid just after taking it), so the
+    # two surely overlap. Counting its rows was not a sure sign: it holds the lock after its last commit.
+    os.kill(first.pid, signal.SIGSTOP)
     assert first.poll() is None and library.catalog.count() < 300, "the first run should still be indexing"
     try:
         second = start()

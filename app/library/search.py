@@ -162,7 +162,7 @@ def _top(scores: np.ndarray, k: int, offset: int) -> np.ndarray:
 
 class Searcher:
     def __init__(self, catalog: Catalog, encoder: Encoder, exact_limit: int = DEFAULT_EXACT_LIMIT,
-                 nprobes: int = 6, refine_factor: int = 3):
+                 nprobes: int = 8, refine_factor: int = 3):
         self.catalog = catalog
         self.encoder = encoder
         self.exact_limit = exact_limit
