@@ -128,8 +128,8 @@ def test_python_m_training_learns_the_names_and_keeps_the_image_space(store_copy
     assert {k: start[k] for k in ("mode", "device", "pairs", "train", "held_out", "distinct", "epochs")} == \
         {"mode": "text", "device": "cpu", "pairs": 160, "train": 140, "held_out": 20, "distinct": 120, "epochs": 15}
     assert start["estimate_s"] > 0
-    stages = {e["stage"] for e in events if e["event"] == "progress"}
-    assert stages == {"prepare", "train", "evaluate", "export"}
+    stages = [e["stage"] for e in events if e["event"] == "progress"]
+    assert list(dict.fromkeys(stages)) == ["prepare", "head", "train", "evaluate", "export"]  # LP, then FT
     assert all("loss" in e for e in events if e["event"] == "progress" and e["stage"] == "train")
     epochs = [e for e in events if e["event"] == "epoch"]
     assert [e["epoch"] for e in epochs] == list(range(1, 16)) and epochs[-1]["r5"] > epochs[0]["r5"]

@@ -36,7 +36,7 @@ def _setup(mode: str, tokens, work: Path, world):
     return Trainer(model, mode, tokens=tokens, vectors=vectors, caption_ids=caption_ids,
                    folders=np.arange(16) // 4, train=np.arange(16), logit_scale=10.0, epochs=1, batch_size=8,
                    lr=1e-4, device="cpu", images=images, bank=(mode == "text"), world=world,
-                   anchors=tokens[:3], anchor_weight=1.0, clip=None)
+                   anchors=tokens[:12], anchor_weight=1.0, clip=None)  # more than a step samples
 
 
 def _steps(trainer) -> tuple[list[float], dict]:

@@ -1,7 +1,8 @@
 """One fine-tuning run, from the dataset folder to a model installed in the store.
 
 load the training set -> refuse too few captions -> load the base's torch weights -> split by photo
-(seeded, >= 10% held out) -> evaluate the base -> (two-tower: cache the photos) -> train, evaluating
+(seeded, >= 10% held out) -> evaluate the base -> (two-tower: cache the photos) -> (text mode: fit the
+projection alone first, `_fit_head`) -> train, evaluating
 held-out R@5 after each epoch -> WiSE-FT: choose alpha on the held-out split -> export to ONNX with the
 parity check and install atomically (with the tuned weights and the lineage in the manifest).
 
@@ -34,6 +35,7 @@ AGREEMENT_SAMPLE = 500     # library photos decoded for agreement in two-tower m
 EXAMPLES = 5
 ANCHOR_WEIGHT = 5.0        # weight of the drift of ANCHOR_PROMPTS in the loss (0: no distillation)
 BANK_DEFAULT = True        # see the report of tests/test_training.py::test_bank_helps_held_out_recall
+HEAD_EPOCHS = 60           # text mode: quick mode's epochs on the projection first (see _fit_head)
 
 
 class Refused(Exception):
@@ -224,13 +226,18 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
             t_ids = datasets.caption_ids_of(texts)
             t_folders = np.concatenate([folders, folders[rows]])
             t_train = np.concatenate([train, len(ds.pairs) + np.arange(len(extra))])
-    trainer = Trainer(model, opts.mode, tokens=t_tokens, vectors=t_vectors, caption_ids=t_ids, folders=t_folders,
-                      train=t_train, logit_scale=logit_scale, epochs=epochs, batch_size=batch_size, lr=lr,
-                      seed=opts.seed, device=device, images=cache, bank=bank, world=world,
-                      on_note=lambda message: emit({"event": "note", "message": message}),
-                      anchors=torch.from_numpy(tokenizer(list(evaluate.ANCHOR_PROMPTS))),
-                      anchor_weight=ANCHOR_WEIGHT if opts.anchor is None else opts.anchor,
-                      related=datasets.related_captions(texts))
+    common = dict(tokens=t_tokens, vectors=t_vectors, caption_ids=t_ids, folders=t_folders, train=t_train,
+                  logit_scale=logit_scale, seed=opts.seed, device=device, images=cache, bank=bank, world=world,
+                  on_note=lambda message: emit({"event": "note", "message": message}),
+                  anchors=torch.from_numpy(tokenizer(list(evaluate.ANCHOR_PROMPTS))),
+                  anchor_weight=ANCHOR_WEIGHT if opts.anchor is None else opts.anchor,
+                  related=datasets.related_captions(texts))
+    try:
+        if opts.mode == "text" and HEAD_EPOCHS:
+            model = _fit_head(model, common, emit, check)
+    except Diverged as e:
+        raise Failed(str(e)) from e
+    trainer = Trainer(model, opts.mode, epochs=epochs, batch_size=batch_size, lr=lr, **common)
     clock = _Clock(emit, "train")
     train_start = time.monotonic()
     seen = 0
@@ -301,6 +308,22 @@ def run(opts: Options, emit: Callable[[dict], None], check: Callable[[], None] =
             "agreement_enforced": enforce, "prompt_overlap": overlap}
 
 
+def _fit_head(model, common: dict, emit, check):
+    """Text mode's first stage: the text projection alone, as quick mode trains it (seconds on a CPU).
+
+    Linear probing, then fine-tuning (LP-FT, Kumar et al., ICLR 2022): a tower fine-tuned under a head
+    that already fits moves its features less, and generalises better. On benchmarks/finetune.py the
+    names' R@5 on uncaptioned photos rose from 0.79-0.83 to 0.88 with it, in 4 s more."""
+    quick = DEFAULTS["quick"]
+    head = Trainer(model, "quick", epochs=HEAD_EPOCHS, batch_size=quick.batch_size, lr=quick.lr, **common)
+    clock = _Clock(emit, "head")
+    for epoch in range(HEAD_EPOCHS):
+        head.epoch(epoch)
+        clock(epoch + 1, HEAD_EPOCHS)
+        check()
+    return finish(head.trained, "quick")
+
+
 def _normalised(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -344,4 +367,4 @@ def _estimate(model, mode: str, tokens: torch.Tensor, steps: int, pairs: int, de
             model.encode_image(x)
         per_step += 3 * (time.monotonic() - t)
         return round(pairs * 0.02 + steps * per_step + 10, 1)
-    return round(steps * per_step + 5, 1)
+    return round(steps * per_step + 5 + (HEAD_EPOCHS * 0.1 if mode == "text" else 0), 1)

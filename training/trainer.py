@@ -42,6 +42,8 @@ from .text import encode_text_trimmed
 MODES = ("text", "quick", "lora", "full")
 TWO_TOWER = ("lora", "full")
 LORA_TARGETS = ["c_fc", "c_proj", "attn"]
+HEAD = ("text_projection",)  # learns at `head_lr` times the rate
+ANCHORS_PER_STEP = 8  # everyday prompts held near the base's vectors, sampled anew each step
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class Trainer:
                  world: distributed.World = distributed.World(), weight_decay: float = 0.05,
                  warmup: float = 0.1, on_note: Callable[[str], None] | None = None,
                  anchors: torch.Tensor | None = None, anchor_weight: float = 0.0, clip: float | None = 1.0,
-                 related: list[np.ndarray] | None = None):
+                 related: list[np.ndarray] | None = None, head_lr: float = 1.0):
         if mode in TWO_TOWER and images is None:
             raise ValueError(f"{mode} mode trains the image tower: it needs the photos (an ImageCache)")
         self.mode, self.device, self.world = mode, device, world
@@ -153,10 +155,11 @@ class Trainer:
             order = np.argsort(ids, kind="stable")
             cut = np.flatnonzero(np.diff(ids[order])) + 1
             self._bank_rows = {int(ids[g[0]]): g for g in np.split(order, cut) if len(g)}
-        decay = [p for p in self.params if p.ndim >= 2]
-        rest = [p for p in self.params if p.ndim < 2]
-        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                                      {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
+        head = {id(p) for name, p in self.trained.named_parameters() if name.endswith(HEAD)}
+        groups = [{"params": [p for p in self.params if p.ndim >= 2 and id(p) not in head], "weight_decay": weight_decay},
+                  {"params": [p for p in self.params if p.ndim < 2 and id(p) not in head], "weight_decay": 0.0},
+                  {"params": [p for p in self.params if id(p) in head], "weight_decay": weight_decay, "lr": lr * head_lr}]
+        self.opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.98), eps=1e-6)
         self.clip = clip
         self.step_count = 0
         self.total_steps = max(1, epochs * batching.steps_per_epoch(len(self.train_rows), batch_size))
@@ -178,10 +181,19 @@ class Trainer:
             return _project(self.pooled[torch.as_tensor(rows, device=self.pooled.device)], self.model.text_projection)
         return encode_text_trimmed(self.model, self.tokens[rows].to(self.device), normalize=False)
 
-    def _anchor_text(self) -> torch.Tensor:
+    def _anchor_text(self, rows: np.ndarray | None = None) -> torch.Tensor:
         if self.mode == "quick":
-            return _project(self.anchor_pooled, self.model.text_projection)
-        return encode_text_trimmed(self.model, self.anchors.to(self.device), normalize=False)
+            pooled = self.anchor_pooled if rows is None else self.anchor_pooled[torch.as_tensor(rows)]
+            return _project(pooled, self.model.text_projection)
+        anchors = self.anchors if rows is None else self.anchors[torch.as_tensor(rows)]
+        return encode_text_trimmed(self.model, anchors.to(self.device), normalize=False)
+
+    def _anchor_rows(self) -> np.ndarray:
+        """The anchors of this step: a sample, the same on every rank (seeded by the step)."""
+        n = len(self.anchor_targets)
+        if n <= ANCHORS_PER_STEP:
+            return np.arange(n)
+        return np.sort(np.random.default_rng((self.seed, self.step_count)).choice(n, ANCHORS_PER_STEP, replace=False))
 
     def _image(self, rows: np.ndarray) -> torch.Tensor:
         if self.mode in TWO_TOWER:
@@ -200,9 +212,11 @@ class Trainer:
         related, bank_related = self._related(np.asarray(batch, np.int64)[:len(ids)], text.device)
         loss = contrastive_loss(image, text, self.scale, ids, self.bank, self.bank_ids, related, bank_related)
         if self.anchor_weight:
+            rows = self._anchor_rows()
             with autocast(self.device):
-                anchor = self._anchor_text()
-            drift = 1 - (F.normalize(anchor.float(), dim=-1) * self.anchor_targets).sum(dim=-1).mean()
+                anchor = self._anchor_text(rows)
+            target = self.anchor_targets[torch.as_tensor(rows, device=self.anchor_targets.device)]
+            drift = 1 - (F.normalize(anchor.float(), dim=-1) * target).sum(dim=-1).mean()
             loss = loss + self.anchor_weight * drift
         self.step_count += 1
         value = float(loss.detach())

@@ -58,11 +58,13 @@ class _Bar:
     def _progress(self, event: dict) -> None:
         from tqdm import tqdm
 
+        from app.tasks.tune import STAGES
+
         stage = event.get("stage")
         if stage != self.stage:
             self.close()
             self.stage = stage
-            self.bar = tqdm(total=event.get("total") or None, desc=stage.capitalize(), disable=None,
+            self.bar = tqdm(total=event.get("total") or None, desc=STAGES.get(stage, stage.capitalize()), disable=None,
                             file=sys.stderr, leave=False, unit="step")
         self.bar.total = event.get("total") or None
         self.bar.n = event.get("done") or 0

@@ -35,8 +35,8 @@ MIN_CAPTIONED = data.MIN_CAPTIONED  # for the window, which may not import train
 
 MODES = ("text", "quick", "lora", "full")
 LIBRARY_SAMPLE = 50_000   # photos whose vectors judge agreement (the whole library up to this)
-STAGES = {"prepare": "Preparing", "cache": "Reading photos", "train": "Fine-tuning", "evaluate": "Evaluating",
-          "export": "Exporting"}
+STAGES = {"prepare": "Preparing", "cache": "Reading photos", "head": "Fitting the projection",
+          "train": "Fine-tuning", "evaluate": "Evaluating", "export": "Exporting"}
 
 
 class TuneError(ModelError):
