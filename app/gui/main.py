@@ -39,9 +39,20 @@ def run(argv: list[str] | None = None) -> int:
     if ICON.exists():
         app.setWindowIcon(QIcon(str(ICON)))
 
+    from app.library.paths import Paths
+
+    from .single import Instance, forward, server_name
+
+    name = server_name(Paths.default().data)
+    instance = Instance(name, app)
+    if forward(name) or not instance.listen():
+        print("Glimpse is already open: its window was brought forward.")
+        return 0
+
     from .window import MainWindow
 
     window = MainWindow()
+    instance.activated.connect(lambda: bring_forward(window))
     window.show()
     # Ctrl+C in the terminal closes the window as its close button does (saving state, stopping jobs).
     # Python runs signal handlers only between bytecodes, so a timer hands it control now and then.
@@ -55,6 +66,16 @@ def run(argv: list[str] | None = None) -> int:
     else:
         QTimer.singleShot(0, window.start)
     return app.exec()
+
+
+def bring_forward(window) -> None:
+    """Show the window on top, restored if minimised (another launch asked for it)."""
+    from PySide6.QtCore import Qt
+
+    window.setWindowState(window.windowState() & ~Qt.WindowState.WindowMinimized)
+    window.show()
+    window.raise_()
+    window.activateWindow()
 
 
 def _report_start(window, path: str) -> None:
