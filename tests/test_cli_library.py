@@ -176,3 +176,17 @@ def test_a_full_disk_is_one_line_naming_the_folder(library, tmp_path, glimpse_ho
     (tmp_path / "More").mkdir()
     _fails(run_glimpse("folders", "add", str(tmp_path / "More")), f"no space left on {config} (the settings)")
     assert (config / "settings.json").read_text() == before  # nothing was lost
+
+
+def test_status_says_identical_files_share_a_vector(library, tmp_path):
+    """Fewer vectors than photos must not read as photos missing (a user saw "174 photos (159 vectors)")."""
+    import shutil
+
+    photos = tmp_path / "photos"
+    paths = make_photos(photos, 3)
+    shutil.copy(paths[0], photos / "copy of the first.jpg")
+    library.folders.add(str(photos))
+    library.update()
+    out = _ok(run_glimpse("status"))
+    assert "photos      4  (0 could not be read)" in out
+    assert f"{library.models.active_id}  (3 vectors for 4 photos: identical files share one)" in out

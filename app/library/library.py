@@ -381,6 +381,7 @@ class Library:
             next_model=nxt.id if nxt else None,
             has_model=model is not None,
             vectors=vectors.count_rows() if vectors is not None else 0,
+            distinct=pc.count_distinct(self.catalog.photo_columns(["hash"], "status = 'ok'")["hash"]).as_py(),
             database_bytes=self.catalog.size_bytes(),
             database=str(self.catalog.folder),
             watch=bool(self.settings["watch"]),
