@@ -6,6 +6,7 @@ on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -37,8 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv or argv == ["--help"] else 2
-    from app.tasks import USER_ERRORS
-
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed as its own bytes
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
@@ -46,11 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
+        gc.freeze()  # the process ends next: spare its last collection of all it loaded (~0.08 s)
         return code
     except BrokenPipeError:  # `glimpse search … | head -1`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit is quiet
         return 1
-    except USER_ERRORS as e:
+    except _user_errors() as e:  # evaluated only when something was raised: app.tasks is not imported else
         print(no_space_message(e, args.command) or f"glimpse: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(message, file=sys.stderr)
         return 1
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from app.tasks.errors import USER_ERRORS
+
+    return USER_ERRORS
 
 
 def no_space_message(error: BaseException, command: str | None = None) -> str | None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import platform
 import sys
-from importlib import metadata
 
 from app.library.units import human_size
 
@@ -19,6 +18,8 @@ def add_parser(sub) -> None:
 
 
 def _version(dist: str) -> str | None:
+    from importlib import metadata
+
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

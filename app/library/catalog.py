@@ -171,8 +171,9 @@ def _decoded(row: dict) -> dict:
 
 class Catalog:
     def __init__(self, folder: Path):
-        import lancedb
+        from .lance import import_lancedb
 
+        lancedb = import_lancedb()
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
