@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ExportError, ImportError_
+from .store import describe_architecture
 from .tokenizer import build_clip_bpe
 
 WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
@@ -88,9 +89,18 @@ def from_folder(folder: str | Path) -> Loaded:
         _refuse_pickled(e, folder)
         raise ImportError_(f"open_clip cannot load {folder}: {_first_line(e)}") from e
     model.eval()
-    arch = config.get("architecture") or model_cfg.get("name") or folder.name
+    arch = config.get("architecture") or model_cfg.get("name") or registered_name(model_cfg, open_clip) \
+        or describe_architecture(model_cfg)
     return Loaded(model, name, str(arch), model_cfg, dict(model.visual.preprocess_cfg),
                   {"kind": "import", "path": str(folder.resolve())})
+
+
+def registered_name(model_cfg: dict, open_clip) -> str | None:
+    """The open_clip architecture whose config is `model_cfg` (a folder's config rarely names it)."""
+    for name in open_clip.list_models():
+        if open_clip.get_model_config(name) == model_cfg:
+            return name
+    return None
 
 
 def tokenizer_spec(loaded: Loaded, out_dir: Path) -> dict:

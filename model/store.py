@@ -52,6 +52,24 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_VIT_SIZES = {384: "S", 512: "M", 768: "B", 1024: "L", 1280: "H", 1408: "g", 1664: "bigG"}
+
+
+def describe_architecture(model_cfg: dict) -> str:
+    """A readable architecture for an open_clip `model_cfg` that names none: open_clip's naming
+    (ViT-B-32) where the vision tower is a standard ViT, else its shape."""
+    vision, text = model_cfg.get("vision_cfg") or {}, model_cfg.get("text_cfg") or {}
+    if vision.get("timm_model_name"):
+        name = str(vision["timm_model_name"])
+    elif isinstance(vision.get("layers"), (list, tuple)):
+        name = f"ResNet ({'-'.join(map(str, vision['layers']))} blocks)"
+    else:
+        width, layers, patch = vision.get("width", 768), vision.get("layers", 12), vision.get("patch_size", 16)
+        size = _VIT_SIZES.get(width)
+        name = f"ViT-{size}-{patch}" if size else f"ViT ({width} wide, {layers} layers, patch {patch})"
+    return f"{text['hf_model_name']}-{name}" if text.get("hf_model_name") else name
+
+
 @dataclass(frozen=True)
 class StoredModel:
     id: str
@@ -69,6 +87,20 @@ class StoredModel:
     @property
     def tokenizer_path(self) -> Path:
         return self.path / self.manifest["tokenizer"].get("file", "tokenizer.json")
+
+    @property
+    def architecture(self) -> str:
+        """The open_clip architecture. Folders imported before Glimpse read it from the config kept their
+        folder's name instead: those are described from their `open_clip_config.json`."""
+        arch = str(self.manifest.get("architecture") or "")
+        lineage = self.manifest.get("lineage") or {}
+        if arch and not (lineage.get("kind") == "import" and arch == Path(str(lineage.get("path", ""))).name):
+            return arch
+        try:
+            cfg = json.loads((self.path / "open_clip_config.json").read_text(encoding="utf-8"))["model_cfg"]
+            return describe_architecture(cfg)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return arch or "?"
 
     @property
     def embed_dim(self) -> int:

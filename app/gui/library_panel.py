@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
@@ -18,8 +18,14 @@ def short_path(path: str) -> str:
     return "~" + path[len(home):] if home not in ("", "/") and (path + os.sep).startswith(home + os.sep) else path
 
 
+def start_folder(where: QStandardPaths.StandardLocation = QStandardPaths.StandardLocation.PicturesLocation) -> str:
+    """Where a folder dialog opens: the user's Pictures folder (or `where`) when it exists, else home."""
+    path = QStandardPaths.writableLocation(where)
+    return path if path and os.path.isdir(path) else os.path.expanduser("~")
+
+
 def choose_folder(parent: QWidget) -> str | None:
-    path = QFileDialog.getExistingDirectory(parent, "Add a photo folder", os.path.expanduser("~"))
+    path = QFileDialog.getExistingDirectory(parent, "Add a photo folder", start_folder())
     return path or None
 
 

@@ -1,5 +1,5 @@
-"""Settings: the library (folders, exclusions, watching, theme), the model (choose, download, import) and
-Personalize (fine-tuning on the user's captions, `personalize`).
+"""Settings: the library (folders, exclusions, watching), the model (choose, download, import, where it
+runs), Personalize (fine-tuning on the user's captions, `personalize`) and Appearance (the theme).
 
 Tabs are added by name, so each panel is one more tab.
 """
@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QStandardPaths, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QTabWidget,
+                               QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QStyle, QTabWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
+from superqt.utils import create_worker
 
 from .backend import Backend
 from .jobbar import describe
 from .jobs import ObtainTask, Task
-from .library_panel import FoldersView
+from .library_panel import FoldersView, start_folder
 from .personalize import PersonalizeTab
 from app.library.status import LibraryStatus
 from app.library.units import human_size
@@ -24,6 +25,15 @@ from .widgets import list_tree
 
 THEMES = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 PROVIDERS = {"auto": "Automatic (GPU when available)", "cuda": "GPU (CUDA)", "cpu": "CPU"}
+MODEL_COLUMNS = ["Model", "Architecture", "Size", "Status"]
+NOT_CHECKED = "not checked yet"
+
+
+def cuda_missing() -> str | None:
+    """Why models cannot run on CUDA here (None when they can try). Imports onnxruntime: call it on a worker."""
+    from model.runtime import cuda_missing as missing
+
+    return missing()
 
 
 class ModelGetter(QWidget):
@@ -75,7 +85,8 @@ class ModelGetter(QWidget):
         self._started(self.backend.pull(self.choice.currentData()))
 
     def _import(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Import an open_clip model folder", os.path.expanduser("~"))
+        path = QFileDialog.getExistingDirectory(self, "Import an open_clip model folder",
+                                                start_folder(QStandardPaths.StandardLocation.DownloadLocation))
         if path:
             self.import_folder(path)
 
@@ -130,20 +141,29 @@ class SettingsDialog(QDialog):
         lay = QVBoxLayout(self)
         self.tabs = QTabWidget(self)
         lay.addWidget(self.tabs)
-        self.tabs.addTab(self._library_tab(theme), "Library")
+        self.tabs.addTab(self._library_tab(), "Library")
         self.tabs.addTab(self._model_tab(), "Model")
         self.personalize = PersonalizeTab(backend, getattr(parent, "thumbs", None), self)
         self.tabs.addTab(self.personalize, "Personalize")
+        self.tabs.addTab(self._appearance_tab(theme), "Appearance")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.close)
+        self.close_button = buttons.button(QDialogButtonBox.StandardButton.Close)
         lay.addWidget(buttons)
         backend.status_changed.connect(self._status)
         backend.models_changed.connect(self._models)
         backend.refresh_status()
         backend.refresh_models(with_providers=True)
+        create_worker(cuda_missing, _connect={"returned": self._cuda_checked}, _ignore_errors=True)
+
+    def changeEvent(self, event: QEvent) -> None:
+        """The button box takes its icon once: a new theme gives the Close button the new style's."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.StyleChange and not self.close_button.icon().isNull():
+            self.close_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_DialogCloseButton))
 
     # -- library ---------------------------------------------------------------------------------------
-    def _library_tab(self, theme: str) -> QWidget:
+    def _library_tab(self) -> QWidget:
         w = QWidget(self)
         form = QFormLayout(w)
         self.folders = FoldersView(w)
@@ -152,23 +172,29 @@ class SettingsDialog(QDialog):
         self.folders.rescan_requested.connect(self.backend.rescan)
         form.addRow("Folders", self.folders)
         self.exclude = QPlainTextEdit(w)
-        self.exclude.setPlaceholderText("One pattern per line, e.g.\n*.tmp\nScreenshots\nexports/*")
+        self.exclude.setPlaceholderText("Files and folders to leave out, one pattern per line, e.g.\n"
+                                        "*.tmp\nScreenshots\nexports/*")
         self.exclude.setMaximumHeight(90)
-        apply = QPushButton("Apply exclusions", w)
-        apply.clicked.connect(self._apply_exclusions)
+        self.apply_exclusions = QPushButton("Apply exclusions", w)
+        self.apply_exclusions.clicked.connect(self._apply_exclusions)
         ex = QVBoxLayout()
         ex.addWidget(self.exclude)
-        ex.addWidget(apply, 0, Qt.AlignmentFlag.AlignRight)
-        form.addRow("Skip", ex)
+        ex.addWidget(self.apply_exclusions, 0, Qt.AlignmentFlag.AlignRight)
+        form.addRow("Exclusions", ex)
         self.watch = QCheckBox("Watch the folders and index changes as they happen", w)
         self.watch.toggled.connect(lambda on: self.backend.set_setting("watch", on))
         form.addRow("Watching", self.watch)
+        return w
+
+    def _appearance_tab(self, theme: str) -> QWidget:
+        w = QWidget(self)
+        form = QFormLayout(w)
         self.theme = QComboBox(w)
         for key, label in THEMES.items():
             self.theme.addItem(label, key)
         self.theme.setCurrentIndex(max(0, self.theme.findData(theme)))
         self.theme.currentIndexChanged.connect(lambda _i: self.theme_changed.emit(self.theme.currentData()))
-        form.addRow("Appearance", self.theme)
+        form.addRow("Theme", self.theme)
         return w
 
     def _apply_exclusions(self) -> None:
@@ -188,7 +214,7 @@ class SettingsDialog(QDialog):
         w = QWidget(self)
         lay = QVBoxLayout(w)
         lay.addWidget(QLabel("<b>Installed models</b>", w))
-        self.models = list_tree(w, ["Model", "Architecture", "Size", ""], "Installed models")
+        self.models = list_tree(w, MODEL_COLUMNS, "Installed models")
         self.models.itemSelectionChanged.connect(self._model_selection)
         lay.addWidget(self.models)
         row = QHBoxLayout()
@@ -207,11 +233,13 @@ class SettingsDialog(QDialog):
         self.provider = QComboBox(w)
         for key, label in PROVIDERS.items():
             self.provider.addItem(label, key)
-        self.provider.currentIndexChanged.connect(
-            lambda _i: self.backend.set_setting("provider", self.provider.currentData()))
+        self.provider.currentIndexChanged.connect(self._provider_chosen)
         form.addRow("Run on", self.provider)
         self.in_use = QLabel("…", w)
+        self.in_use.setWordWrap(True)
         form.addRow("In use", self.in_use)
+        self.cuda_problem: str | None = NOT_CHECKED
+        self.providers: list[str] | None = None
         lay.addLayout(form)
         lay.addStretch(1)
         self._model_selection()
@@ -231,10 +259,42 @@ class SettingsDialog(QDialog):
         self.provider.blockSignals(True)
         self.provider.setCurrentIndex(max(0, self.provider.findData(info["provider"])))
         self.provider.blockSignals(False)
-        providers = info["providers"]
-        self.in_use.setText(", ".join(p.replace("ExecutionProvider", "") for p in providers) if providers
-                            else "no model active yet")
+        if info["providers"] or not info["active"] or self.providers is None:
+            self.providers = list(info["providers"])  # a refresh without providers keeps the last ones
+        self._show_provider()
         self._model_selection()
+
+    def _provider_chosen(self, _index: int) -> None:
+        self.backend.set_setting("provider", self.provider.currentData())
+        self._show_provider()
+
+    def _cuda_checked(self, problem: str | None) -> None:
+        self.cuda_problem = problem
+        item = self.provider.model().item(self.provider.findData("cuda"))
+        item.setEnabled(problem is None)
+        item.setToolTip(f"Not available: {problem}" if problem else "")
+        self.provider.setToolTip(f"GPU (CUDA) is not available: {problem}" if problem else "")
+        self._show_provider()
+
+    def _show_provider(self) -> None:
+        """What runs the model, and why not the GPU where the user asked for it."""
+        if not self.providers:
+            self.in_use.setText("…" if self.providers is None else "no model active yet")
+            return
+        text = ", ".join(p.replace("ExecutionProvider", "") for p in self.providers)
+        chosen = self.provider.currentData()
+        if chosen != "cpu" and "CUDAExecutionProvider" not in self.providers:
+            if os.environ.get("GLIMPSE_PROVIDER", "").lower() == "cpu":
+                why = "GLIMPSE_PROVIDER=cpu is set."
+            elif self.cuda_problem not in (None, NOT_CHECKED):
+                why = self.cuda_problem
+            elif chosen == "cuda" and self.cuda_problem is None:
+                why = "CUDA did not start (its CUDA or cuDNN libraries may be missing): see `glimpse doctor`."
+            else:
+                why = None
+            if why:
+                text += f" — {why}" if chosen == "cuda" else f" (no GPU: {why})"
+        self.in_use.setText(text)
 
     def _selected_model(self) -> str | None:
         items = self.models.selectedItems()
