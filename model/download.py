@@ -16,7 +16,15 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 OFFLINE_HINT = ("Glimpse cannot reach the Hugging Face Hub ({why}). To use a model without internet, "
                 "download its open_clip folder (open_clip_config.json + open_clip_model.safetensors) "
-                "on another machine, copy it here and run `glimpse models import PATH`.")
+                "on another machine, copy it here and {then}.")
+IMPORT_COMMAND = "run `glimpse models import PATH`"
+IMPORT_BUTTON = "choose Import model folder…"
+
+
+def offline(why: str) -> OfflineError:
+    """The offline error, in the command line's words and in the window's."""
+    return OfflineError(OFFLINE_HINT.format(why=why, then=IMPORT_COMMAND),
+                        OFFLINE_HINT.format(why=why, then=IMPORT_BUTTON))
 
 
 def endpoint() -> str:
@@ -25,13 +33,13 @@ def endpoint() -> str:
 
 def check_online(timeout: float = 3.0) -> None:
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise OfflineError(OFFLINE_HINT.format(why="HF_HUB_OFFLINE is set"))
+        raise offline("HF_HUB_OFFLINE is set")
     url = urlparse(endpoint())
     host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:
-        raise OfflineError(OFFLINE_HINT.format(why=f"{host}:{port}: {e.strerror or e}")) from None
+        raise offline(f"{host}:{port}: {e.strerror or e}") from None
 
 
 def _tqdm_class(progress: Progress | None, quiet: bool):
@@ -80,7 +88,7 @@ def fetch_weights(hf_hub: str, progress: Progress | None = None, quiet: bool = F
             except LocalEntryNotFoundError as e:
                 if local_only:
                     continue  # not cached yet: try the network next
-                raise OfflineError(OFFLINE_HINT.format(why=str(e).splitlines()[0][:200])) from None
+                raise offline(str(e).splitlines()[0][:200]) from None
             except EntryNotFoundError:
                 continue  # the repository has no such file: try the next name
             except Exception as e:

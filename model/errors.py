@@ -14,7 +14,11 @@ class CorruptModel(ModelError):
 
 
 class OfflineError(ModelError):
-    pass
+    """No network for a download. `window_message` says the same naming the window's button, not a command."""
+
+    def __init__(self, message: str, window_message: str | None = None):
+        super().__init__(message)
+        self.window_message = window_message or message
 
 
 class ExportError(ModelError):

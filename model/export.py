@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -146,8 +147,10 @@ def _assert_dynamic_batch(path: Path, input_name: str) -> None:
         raise ExportError(f"{path.name}: the batch dimension was fixed to {dim0.dim_value} by the export")
 
 
-def export_towers(model, out_dir: Path, image_size: tuple[int, int], tokens) -> bool:
+def export_towers(model, out_dir: Path, image_size: tuple[int, int], tokens,
+                  on_text: Callable[[], None] | None = None) -> bool:
     """Write `visual.onnx` and `textual.onnx` into `out_dir`. `tokens` is an int64 (N >= 2, ctx) example.
+    `on_text()` is called between the two (progress).
 
     Returns whether the text tower takes ids of variable length.
     """
@@ -157,6 +160,8 @@ def export_towers(model, out_dir: Path, image_size: tuple[int, int], tokens) -> 
     h, w = image_size
     with torch.no_grad():
         _export(tower(model, _encode_image), torch.randn(2, 3, h, w), out_dir / "visual.onnx", "pixel_values", "image_embeds")
+        if on_text is not None:
+            on_text()
         if variable_length_text(model):
             example = torch.as_tensor(trim_padding(tokens[:2]), dtype=torch.long)
             _export(tower(model, _encode_short_text), example, out_dir / "textual.onnx", "input_ids", "text_embeds",

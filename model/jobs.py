@@ -8,9 +8,10 @@ bottom layer so that the model layer, the library, training and both fronts shar
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 
 class Cancelled(Exception):
@@ -43,10 +44,36 @@ class Control:
         # True: a job that holds a shared resource (the catalog's writer lock) ends at its next checkpoint
         # when paused, instead of waiting there, and its caller waits for resume and runs it again.
         self.yield_when_paused = False
+        # True: the process is quitting; work done but not saved yet is dropped, not saved (redone next time).
+        self.quitting = False
+        self._hooks: list[Callable[[], None]] = []
+        self._hooks_lock = threading.Lock()
 
-    def cancel(self) -> None:
-        self._cancel.set()
-        self._running.set()
+    def cancel(self, quitting: bool = False) -> None:
+        """Stop the job at its next checkpoint (`quitting`: see above)."""
+        if quitting:
+            self.quitting = True
+        with self._hooks_lock:
+            self._cancel.set()
+            self._running.set()
+            hooks = list(self._hooks)
+        for fn in hooks:
+            fn()
+
+    @contextlib.contextmanager
+    def on_cancel(self, fn: Callable[[], None]) -> Iterator[None]:
+        """Within the block, a cancel also calls fn() (at once if cancelled already): it stops work that has
+        no checkpoint of its own, such as a model run."""
+        with self._hooks_lock:
+            self._hooks.append(fn)
+            now = self._cancel.is_set()
+        if now:
+            fn()
+        try:
+            yield
+        finally:
+            with self._hooks_lock:
+                self._hooks.remove(fn)
 
     def pause(self) -> None:
         self._running.clear()

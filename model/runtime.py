@@ -6,6 +6,7 @@ the CPU silently, the providers a session really got are read back and reported.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
@@ -16,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import CorruptModel
+from .jobs import Cancelled, Control
 from .preprocess import PreprocessConfig, batch as preprocess_batch, open_image
 from .store import StoredModel
 from .tokenizer import Tokenizer, trim_padding
@@ -49,6 +51,15 @@ def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def cuda_missing() -> str | None:
+    """Why this computer cannot run models on CUDA, in words; None when it can try."""
+    if CUDA not in available_providers():
+        return "This ONNX Runtime has no CUDA support (onnxruntime-gpu is not installed)."
+    if not cuda_driver_present():
+        return "No NVIDIA GPU driver was found on this computer."
+    return None
+
+
 _preloaded = False
 
 
@@ -56,7 +67,7 @@ def providers_for(preference: str = "auto") -> list:
     """The provider list to ask for. `preference` is 'auto', 'cuda' or 'cpu' (env GLIMPSE_PROVIDER wins)."""
     global _preloaded
     preference = os.environ.get("GLIMPSE_PROVIDER", preference).lower()
-    if preference != "cpu" and CUDA in available_providers() and cuda_driver_present():
+    if preference != "cpu" and cuda_missing() is None:
         import onnxruntime as ort
 
         if not _preloaded and hasattr(ort, "preload_dlls"):
@@ -103,6 +114,7 @@ class Encoder:
         self._lock = threading.Lock()
         self._visual = self._textual = None
         self._tokenizer: Tokenizer | None = None
+        self._local = threading.local()  # this thread's run options (see `stopped_by`)
 
     @property
     def model_id(self) -> str:
@@ -142,7 +154,28 @@ class Encoder:
             return np.zeros((0, self.embed_dim), np.float32)
         session = self._session(which)
         feed = {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=dtype)}
-        return _normalize(session.run(None, feed)[0])
+        options = getattr(self._local, "options", None)
+        try:
+            out = session.run(None, feed, options)
+        except Exception:
+            if options is not None and options.terminate:
+                raise Cancelled("cancelled") from None
+            raise
+        return _normalize(out[0])
+
+    @contextlib.contextmanager
+    def stopped_by(self, control: Control):
+        """Within the block, a run on this thread ends within milliseconds of `control` being cancelled
+        (raising Cancelled), not when its batch is done: a batch of a large model takes seconds."""
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        self._local.options = options
+        try:
+            with control.on_cancel(lambda: setattr(options, "terminate", True)):
+                yield
+        finally:
+            self._local.options = None
 
     def encode_arrays(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed float32 (N, 3, H, W) to L2-normalised float32 (N, D)."""

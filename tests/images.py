@@ -39,7 +39,6 @@ def dng(path, preview: Image.Image, raw_size: tuple[int, int] = (96, 64)) -> Non
 
     def ifd(entries, offset, extra_at):
         """entries: (tag, type, values); returns (ifd bytes, extra data bytes)."""
-        sizes = {byte: 1, ascii_: 1, short: 2, long_: 4}
         body, extra = b"", b""
         for tag, kind, values in sorted(entries):
             if kind == ascii_:

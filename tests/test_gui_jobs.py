@@ -80,7 +80,7 @@ def test_cancelling_a_running_import_leaves_no_half_model(qtbot, library, tmp_pa
     gate = threading.Event()
 
     def hold(task, p):  # on the runner's thread: keep the import at its first step until the click
-        if isinstance(task, ObtainTask) and p.stage == "export":
+        if isinstance(task, ObtainTask) and p.stage == "exporting the image tower":
             gate.wait(WAIT / 1000)
 
     dialog = w.open_settings()
@@ -88,9 +88,11 @@ def test_cancelling_a_running_import_leaves_no_half_model(qtbot, library, tmp_pa
     runner.progressed.connect(hold, Qt.ConnectionType.DirectConnection)
     dialog.getter.import_folder(str(source))
     # The status bar shows it the way it shows indexing: the stage, a determinate bar, Cancel.
-    step = "Importing holiday-model: export 0 of 3"
-    qtbot.waitUntil(lambda: w.jobs.text.text() == step and dialog.getter.note.text() == step, timeout=WAIT)
-    assert w.jobs.bar.isVisible() and w.jobs.bar.maximum() > 0 and w.jobs.bar.value() == 0
+    step = "Importing holiday-model: exporting the image tower · 10%"
+    qtbot.waitUntil(lambda: w.jobs.text.text().startswith(step) and dialog.getter.note.text() == w.jobs.text.text(),
+                    timeout=WAIT)
+    assert " left" in w.jobs.text.text(), "time left, judged from the pace of the steps so far"
+    assert w.jobs.bar.isVisible() and w.jobs.bar.maximum() > 0 and w.jobs.bar.value() == w.jobs.bar.maximum() // 10
     assert w.jobs.cancel.isVisible() and not w.jobs.pause.isVisible()  # nothing to pause in an import
     w.jobs.cancel.click()
     gate.set()

@@ -4,7 +4,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import file_digests, make_photos
-from gui import WAIT, answered, close_window, drop, file_mime, library_threads, open_window, search, wait_idle
+from PySide6.QtCore import Qt
+
+from gui import (WAIT, answered, close_window, drop, file_mime, indexed_window, library_threads, open_window, search,
+                 wait_idle)
 
 
 @pytest.fixture
@@ -22,7 +25,8 @@ def test_first_run_offline_then_import_add_folder_and_search(qtbot, offline, tin
     w.welcome.getter.download.click()
     qtbot.waitUntil(lambda: w.welcome.getter.download.isEnabled(), timeout=WAIT)
     note = w.welcome.getter.note.text()
-    assert "cannot reach the Hugging Face Hub" in note and "glimpse models import PATH" in note, note
+    assert "cannot reach the Hugging Face Hub" in note and "choose Import model folder…" in note, note
+    assert "glimpse models" not in note and "`" not in note, "the window names its button, not a command"
     assert w.welcome.getter.import_button.isEnabled()
     # Import a model folder instead.
     w.welcome.getter.import_folder(str(tiny_folder))
@@ -135,7 +139,8 @@ def test_gui_never_stalls_while_indexing_and_closes_cleanly_mid_way(qtbot, libra
 
     lib = Library()
     rows = lib.catalog.photo_columns(["path"]).column("path").to_pylist()
-    assert len(rows) == len(set(rows)) and 1000 < len(rows) < 2000
+    # Quit drops rows not committed yet (issue 12: the process exits within 1 s); committed ones stay.
+    assert len(rows) == len(set(rows)) and 1000 <= len(rows) < 2000
     lib.close()
     # The next start picks up where it stopped.
     w = open_window(qtbot)
@@ -199,3 +204,74 @@ def test_a_damaged_catalog_is_explained_in_the_window(qtbot, library, tmp_path):
     assert "is damaged" in w.opening.text() and "build it again" in w.opening.text()
     close_window(qtbot, w)
     assert all(m.read_bytes() == b"garbage" for m in versions.iterdir())  # left for the user to inspect
+
+
+def _shown_count(w) -> int:
+    text = w.count_text.text().split(" ")[0].replace(",", "")
+    return int(text) if text.isdigit() else -1
+
+
+def test_the_photo_count_follows_indexing_as_it_goes(qtbot, library, tmp_path):
+    """A user saw "0 photos" in the status bar with 135 results on screen: the count waited for the end."""
+    _prepared(library, tmp_path / "Camera", 1000)
+    w = open_window(qtbot)
+    runner = w.backend.runner
+    # Held after the first commit (every 256 photos), so that it is surely still indexing.
+    qtbot.waitUntil(lambda: getattr(getattr(runner.current, "progress", None), "done", 0) >= 256, timeout=WAIT)
+    w.jobs.pause.click()
+    qtbot.waitUntil(lambda: 0 < _shown_count(w) < 1000, timeout=WAIT)
+    assert runner.current is not None and w.jobs.bar.isVisible(), "still indexing"
+    w.jobs.pause.click()
+    close_window(qtbot, w)
+
+
+def test_a_cleared_query_and_a_finished_indexing_leave_no_stale_words(qtbot, library, tmp_path):
+    w = indexed_window(qtbot, library, [make_photos(tmp_path / "Family", 5)[0].parent], photos=5)
+    search(qtbot, w, "people")
+    assert "results in" in w.status_text.text()
+    qtbot.keyClick(w.search.edit, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: w.model.rowCount() == 0, timeout=WAIT)
+    assert "results in" not in w.status_text.text()
+    # "Added …; indexing starts now." goes once the library is up to date again.
+    w.backend.add_folder(str(make_photos(tmp_path / "Work", 3)[0].parent))
+    qtbot.waitUntil(lambda: w.notice.isVisible() and "indexing starts now" in w.notice.text(), timeout=WAIT)
+    qtbot.waitUntil(lambda: w.status_text.text() == "Library up to date.", timeout=WAIT)
+    assert not w.notice.isVisible()
+    close_window(qtbot, w)
+
+
+def _open_and_record_pages(qtbot, w) -> list:
+    seen = []
+    w.pages.currentChanged.connect(lambda _i: seen.append(w.pages.currentWidget()))
+    w.start()
+    qtbot.waitUntil(lambda: w.status is not None, timeout=WAIT)
+    qtbot.wait(200)
+    return seen
+
+
+def test_a_returning_user_sees_the_search_at_once_and_never_the_welcome(qtbot, library, tmp_path):
+    from app.gui.window import MainWindow
+
+    library.folders.add(str(make_photos(tmp_path / "Family", 2)[0].parent))
+    library.close()
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    assert w.pages.currentWidget() is w.results_page and w.top.isVisible()  # before the library is open
+    assert "Opening your library" in w.empty.text()
+    assert w.welcome not in _open_and_record_pages(qtbot, w)
+    assert w.pages.currentWidget() is w.results_page
+    close_window(qtbot, w)
+
+
+def test_a_first_launch_shows_the_welcome_at_once_and_never_the_search(qtbot, glimpse_home):
+    from app.gui.window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    assert w.pages.currentWidget() is w.welcome and not w.top.isVisible() and not w.filters.isVisible()
+    assert not w.welcome.isEnabled(), "no click before the library is open"
+    assert w.results_page not in _open_and_record_pages(qtbot, w)
+    assert w.pages.currentWidget() is w.welcome and w.welcome.isEnabled()
+    close_window(qtbot, w)

@@ -74,6 +74,19 @@ def test_dropping_a_photo_finds_its_near_duplicate_first(qtbot, window, photos, 
     assert [i.path for i in window.search.images] == [str(query)]
     qtbot.waitUntil(lambda: window.model.rowCount() == N and window.request.images == (str(query),), timeout=WAIT)
     assert window.model.result(0).path == str(photos[5])
+    # The chip can be told apart: the picture in colour, a name that is not cut to nothing, and a tooltip
+    # with the picture large and the whole path.
+    chip = window.search._chips[0]
+    qtbot.waitUntil(lambda: chip.icon.pixmap() is not None and not chip.icon.pixmap().isNull(), timeout=WAIT)
+    colours = chip.icon.pixmap().toImage()
+    assert max(colours.pixelColor(x, y).hsvSaturation() for x in range(0, colours.width(), 3)
+               for y in range(0, colours.height(), 3)) > 60, "the query picture is shown in colour"
+    assert chip.text.width() >= 64 and chip.isEnabled()
+    from PySide6.QtGui import QTextDocument
+
+    doc = QTextDocument()
+    doc.setHtml(chip.toolTip())
+    assert str(query) in doc.toPlainText() and doc.size().height() > 200, "the tooltip shows the picture"
     # Combined with text, the image stays in the query; removing its chip leaves the text.
     search(qtbot, window, "at night")
     assert window.request.images == (str(query),) and window.request.text == "at night"

@@ -13,7 +13,6 @@ TINY_CFG = {
 
 
 def register() -> None:
-    import open_clip
     from open_clip import factory
 
     if TINY_ARCH not in factory._MODEL_CONFIGS:
@@ -29,12 +28,12 @@ def make_model(seed: int = 0):
     return open_clip.create_model(TINY_ARCH).eval()
 
 
-def save_folder(model, folder: Path, preprocess: dict | None = None) -> Path:
+def save_folder(model, folder: Path, preprocess: dict | None = None, model_cfg: dict | None = None) -> Path:
     """Save as an open_clip folder: open_clip_config.json + open_clip_model.safetensors."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    cfg = {"model_cfg": TINY_CFG, "preprocess_cfg": preprocess or {
+    cfg = {"model_cfg": model_cfg or TINY_CFG, "preprocess_cfg": preprocess or {
         "mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711],
         "interpolation": "bicubic", "resize_mode": "shortest"}}
     (folder / "open_clip_config.json").write_text(json.dumps(cfg))

@@ -96,9 +96,11 @@ def _job():
     seen = set()
 
     def progress(p) -> None:
-        if p.stage == "export" and p.stage not in seen:
+        # The steps of model.obtain.STEPS, once each; not "reading weights", where a bad folder or name
+        # fails: its error is then the one line the user reads.
+        if p.stage not in ("download", "reading weights", "installed") and p.stage not in seen:
             seen.add(p.stage)
-            print("Exporting to ONNX and checking it against torch…", file=sys.stderr, flush=True)
+            print(f"{p.stage[:1].upper()}{p.stage[1:]}…", file=sys.stderr, flush=True)
 
     return Job(progress)
 

@@ -24,6 +24,7 @@ from .jobs import (ActivateTask, CaptionTask, ExclusionsTask, IndexTask, JobRunn
                    RemoveModelTask, Task, TuneTask)
 
 log = logging.getLogger(__name__)
+INDEXING_STARTS = "indexing starts now."
 
 
 def caption_fields(caption) -> dict:
@@ -193,7 +194,7 @@ class Backend(QObject):
         lib = self.library
 
         def finished(root: str) -> None:
-            self.message.emit(f"Added {root}; indexing starts now.")
+            self.message.emit(f"Added {root}; {INDEXING_STARTS}")
             self.refresh_status()
             (self.rescan if self.watcher else self.start_watching)()
             if done:
@@ -312,7 +313,7 @@ class Backend(QObject):
                 if isinstance(m, CorruptModel):
                     installed.append({"id": m.model_id, "damaged": str(m)})
                 else:
-                    installed.append({"id": m.id, "architecture": m.manifest.get("architecture", "?"),
+                    installed.append({"id": m.id, "architecture": m.architecture,
                                       "dim": m.embed_dim, "bytes": m.size_bytes, "lineage": m.manifest.get("lineage"),
                                       "base": base_of(m)})
             providers: list[str] = []
@@ -420,13 +421,14 @@ class Backend(QObject):
 
     # -- closing --------------------------------------------------------------------------------------
     def close(self, timeout_ms: int = 30_000) -> None:
-        """Cancel the running task (indexing stops at its next batch, a download at its next progress
-        report), drop the queued ones, stop the watcher, wait for every worker, and close the catalog."""
+        """Cancel the running task (indexing stops at once, dropping rows not written yet; a download
+        stops at its next progress report), drop the queued ones, stop the watcher, wait for every worker,
+        and close the catalog."""
         self._closed = True
         self.runner.close()
         with self._watch_lock:
             if self.watcher is not None:
-                self.watcher.stop()
+                self.watcher.stop(timeout=1.0)  # its thread only waits for the runner's task, stopped above
                 self.watcher = None
         QThreadPool.globalInstance().waitForDone(timeout_ms)
         if self.library is not None:

@@ -25,7 +25,7 @@ def format_eta(seconds: float | None) -> str:
 
 
 def describe(task: Task, p: Progress | None = None, paused: bool = False) -> str:
-    """One line: "Indexing 120 of 300 · 25.0 photos/s · about 2 min left", "Importing x: export 2 of 3"."""
+    """One line: "Indexing 120 of 300 · 25.0 photos/s · about 2 min left", "Importing x: checking · 65% · about 20 s left"."""
     head = "Paused: " if paused else ""
     if task.blocked_by:  # "Another Glimpse (process 12) is indexing; waiting…" → "Waiting: another Glimpse … indexing…"
         who = task.blocked_by.split(";")[0].rstrip(".")
@@ -35,15 +35,21 @@ def describe(task: Task, p: Progress | None = None, paused: bool = False) -> str
     stage = p.stage[:1].upper() + p.stage[1:]
     text = stage if task.noun == "photos" else f"{task.title}: {p.stage}"
     if p.total:
-        amount = f"{human_size(p.done)} of {human_size(p.total)}" if p.stage == "download" else \
-            f"{p.done:,} of {p.total:,}"
-        text += f" {amount}"
+        if p.stage == "download":
+            text += f" {human_size(p.done)} of {human_size(p.total)}"
+        elif task.noun:
+            text += f" {p.done:,} of {p.total:,}"
+        else:  # steps of unequal length (an import): how far along
+            text += f" · {100 * p.done // p.total}%"
     if paused:  # no rate, no time left: nothing moves
         return head + text
     if p.rate > 0:
         text += f" · {p.rate:.1f} {task.noun or 'items'}/s"
     eta = format_eta(p.eta_s)
     return text + (f" · {eta}" if eta else "")
+
+
+UP_TO_DATE = "Library up to date."
 
 
 class JobBar(QWidget):
@@ -105,5 +111,5 @@ class JobBar(QWidget):
             self.said.emit("Indexing stopped; it goes on at the next change, or Rescan." if isinstance(task, IndexTask)
                            else f"Cancelled: {task.title}.")
         elif isinstance(task, IndexTask) and task.state == "done" and not self.runner.busy:
-            self.said.emit("Library up to date.")
+            self.said.emit(UP_TO_DATE)
         self.update_view()

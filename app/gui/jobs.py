@@ -11,7 +11,8 @@ the user asked for does not wait behind a long indexing run: indexing stops at i
 catalog keeps what was done), the user's task runs, then indexing is sent again (`Backend._run_update`).
 An edit of the library (removing a folder or a model, exclusions) makes a model's preparation step
 aside the same way; it is sent again after (`Backend.use_model`). Closing cancels the running task,
-lets queued edits run, and drops the rest; a download stops at its next progress report. `app.tasks`
+lets queued edits run, and drops the rest; indexing stops at once (its model run ends, rows not written
+yet are dropped and redone next time), a download at its next progress report. `app.tasks`
 (the catalog, and torch for a model) is imported by the tasks when they run, never with the window.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -74,6 +76,7 @@ class IndexTask(Task):
     title = "Looking for changes"
     noun = "photos"
     pausable = yields = sticky_pause = True
+    close_wait = 0.5  # at quit its model run ends at once and unsaved rows are dropped (`Control.quitting`)
 
     def __init__(self, library, only: list[str] | None = None):
         super().__init__()
@@ -118,6 +121,7 @@ class ActivateTask(Task):
     another one chosen, meanwhile)."""
     noun = "photos"
     pausable = steps_aside = True
+    close_wait = 0.5  # indexing, as IndexTask
 
     def __init__(self, library, model_id: str, resume: bool = False):
         super().__init__()
@@ -338,9 +342,13 @@ class JobRunner(QObject):
     def _run(self, task: Task) -> None:
         last = {"stage": None, "at": 0.0}
 
+        started = time.monotonic()
+
         def progress(p: Progress) -> None:
-            task.progress, task.blocked_by = p, ""
             now = time.monotonic()
+            if not task.noun and p.eta_s is None and p.total and 0 < p.done < p.total and p.stage != "download":
+                p = replace(p, eta_s=(now - started) * (p.total - p.done) / p.done)  # steps: from the pace so far
+            task.progress, task.blocked_by = p, ""
             if p.stage != last["stage"] or now - last["at"] >= PROGRESS_EVERY or (p.total and p.done >= p.total):
                 last["stage"], last["at"] = p.stage, now
                 self.progressed.emit(task, p)
@@ -355,7 +363,8 @@ class JobRunner(QObject):
         except Exception as e:  # noqa: BLE001 - every failure becomes one line for the user
             from app import tasks
 
-            task.state, task.message = "failed", tasks.user_message(e)
+            # The window's own words where an error has them (a button to click, not a command to run).
+            task.state, task.message = "failed", getattr(e, "window_message", None) or tasks.user_message(e)
             log.warning("%s failed: %s", task.title, task.message, exc_info=not isinstance(e, tasks.USER_ERRORS))
 
     def _then(self, task: Task) -> None:  # GUI thread
@@ -375,7 +384,7 @@ class JobRunner(QObject):
             wait = sum(t.close_wait for t in kept)
             if self.current is not None:
                 if not self.current.edit:
-                    self.current.control.cancel()
+                    self.current.control.cancel(quitting=True)
                 wait += self.current.close_wait
             self._cv.notify_all()
             thread = self._thread

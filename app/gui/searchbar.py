@@ -4,12 +4,13 @@ Typing searches after a short debounce (superqt's `qdebounced`); Enter searches 
 """
 from __future__ import annotations
 
+import html
 import os
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QKeySequence, QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLineEdit, QToolButton, QWidget
+from PySide6.QtCore import QBuffer, QByteArray, QEvent, QIODevice, QObject, Qt, Signal
+from PySide6.QtGui import QKeySequence, QPalette, QPixmap
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QLineEdit, QWidget
 from superqt import QElidingLabel
 from superqt.utils import qdebounced
 
@@ -17,6 +18,9 @@ from .thumbs import ThumbnailLoader
 from .widgets import tool_button
 
 DEBOUNCE_MS = 250
+CHIP_ICON = 26       # px: the query picture in its chip
+CHIP_TEXT_MIN = 64   # px: never cut the name to nothing
+TOOLTIP_SIZE = 240   # px: the picture in the chip's tooltip
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,14 @@ class Chip(QFrame):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(2, 0, 0, 0)
         lay.setSpacing(2)
-        self.icon = QToolButton(self)
-        self.icon.setAutoRaise(True)
-        self.icon.setIconSize(QSize(22, 22))
-        self.icon.setEnabled(False)
+        self.icon = QLabel(self)  # the picture in full colour (a disabled button greyed it out)
+        self.icon.setFixedSize(CHIP_ICON, CHIP_ICON)
+        self.icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(self.icon)
         self.text = QElidingLabel(image.label, self)
-        self.text.setMaximumWidth(140)
+        self.text.setElideMode(Qt.TextElideMode.ElideMiddle)  # the start and the end of a name tell it apart
+        self.text.setMinimumWidth(CHIP_TEXT_MIN)
+        self.text.setMaximumWidth(180)
         lay.addWidget(self.text)
         self.close_button = tool_button(self, "×", "Remove this image from the query",
                                         lambda: self.removed.emit(self.image))
@@ -60,8 +65,23 @@ class Chip(QFrame):
     def _loaded(self, path: str) -> None:
         if path == self.image.path:
             pm = self.thumbs.pixmap(path)
-            if pm is not None:
-                self.icon.setIcon(QIcon(pm))
+            if pm is not None and not pm.isNull():
+                self.icon.setPixmap(pm.scaled(CHIP_ICON, CHIP_ICON, Qt.AspectRatioMode.KeepAspectRatio,
+                                              Qt.TransformationMode.SmoothTransformation))
+                self.setToolTip(chip_tooltip(self.image, pm))
+
+
+def chip_tooltip(image: QueryImage, pm: QPixmap) -> str:
+    """The picture, large enough to recognise, and its whole path (rich text; the picture inline as PNG)."""
+    big = pm.scaled(TOOLTIP_SIZE, TOOLTIP_SIZE, Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation)
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    big.save(buffer, "PNG")
+    what = "Photos like this one" if image.kind == "similar" else "This picture"
+    return (f"<p><img src='data:image/png;base64,{bytes(data.toBase64()).decode()}'></p>"
+            f"<p>{what}<br>{html.escape(image.path)}</p>")
 
 
 class SearchBar(QFrame):

@@ -7,9 +7,12 @@ and menus (`menus`) live in modules of their own.
 """
 from __future__ import annotations
 
+import gc
+
 from PySide6.QtCore import QByteArray, QModelIndex, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QStackedWidget,
+                               QVBoxLayout, QWidget)
 from superqt import QElidingLabel
 
 from app.library.paths import Paths
@@ -23,7 +26,9 @@ from .drops import DropHandler
 from .empty import empty_text
 from .filterbar import FilterBar
 from .grid import ResultsView
-from .jobbar import JobBar
+from .backend import INDEXING_STARTS
+from .jobbar import UP_TO_DATE, JobBar
+from .jobs import IndexTask
 from .library_panel import LibraryPanel
 from .results import PathRole, ResultsModel
 from .searchbar import QueryImage, SearchBar
@@ -37,6 +42,7 @@ from .welcome import Welcome
 PAGE = 200               # results fetched per page while scrolling
 REFRESH_AFTER_MS = 1500  # after the library changes, the visible answer is refreshed at most this often
 NOTICE_MS = 9000
+LIVE_MS = 1000           # how often counts and results follow an indexing run
 
 
 class MainWindow(QMainWindow):
@@ -117,7 +123,13 @@ class MainWindow(QMainWindow):
         self.count_text = QLabel("", self)
         bar.addPermanentWidget(self.count_text)
         self.pages.currentChanged.connect(self._page_changed)
-        self.pages.setCurrentWidget(self.opening)
+        # Which screen, from the settings file alone (milliseconds), so the other one never flashes by
+        # while the library opens: the results (saying "Opening your library…"), or the welcome, which
+        # waits for the library before it takes a click.
+        returning = bool(self.settings["folders"]) and bool(self.settings["active_model"])
+        self.pages.setCurrentWidget(self.results_page if returning else self.welcome)
+        self.welcome.setEnabled(False)
+        self._page_changed(self.pages.currentIndex())
         self._show_empty()
 
     def _page_changed(self, _index: int) -> None:
@@ -165,6 +177,10 @@ class MainWindow(QMainWindow):
         self.panel.folders.rescan_requested.connect(self.backend.rescan)
         self.panel.reveal_requested.connect(actions.reveal)
         self._refresh_timer = QTimer(self, singleShot=True, interval=REFRESH_AFTER_MS, timeout=self._refresh)
+        # While indexing runs, counts and the answer on screen follow it (the indexer commits every 2 s).
+        self._live_timer = QTimer(self, interval=LIVE_MS, timeout=self._library_changed)
+        self.backend.runner.changed.connect(self._follow_indexing)
+        self.jobs.said.connect(self._job_said)
         menus.install_shortcuts(self)
         self.search.edit.installEventFilter(self)
 
@@ -199,10 +215,14 @@ class MainWindow(QMainWindow):
         self._refresh_timer.stop()
         self.thumbs.close()
         self.backend.close()
+        # When the app quits after this, the interpreter's last garbage collection would walk every object
+        # the libraries made (~0.3 s of the quit): frozen, they are freed without it.
+        QApplication.instance().aboutToQuit.connect(gc.freeze)
         event.accept()
 
     def _opened(self, status: LibraryStatus) -> None:
         self._status(status)
+        self.welcome.setEnabled(True)
         if status.folders and status.has_model:
             self.pages.setCurrentWidget(self.results_page)
             self.focus_search()
@@ -215,6 +235,7 @@ class MainWindow(QMainWindow):
         self.run_search()
 
     def _open_failed(self, message: str) -> None:
+        self.pages.setCurrentWidget(self.opening)
         self.opening.setText(f"<h3>Glimpse could not open its library</h3><p>{message}</p>")
         self.opening.setWordWrap(True)
 
@@ -240,6 +261,18 @@ class MainWindow(QMainWindow):
             self._refresh_timer.start()
         self.backend.refresh_status()
 
+    def _follow_indexing(self) -> None:
+        indexing = isinstance(self.backend.runner.current, IndexTask)
+        if indexing and not self._live_timer.isActive():
+            self._live_timer.start()
+        elif not indexing and self._live_timer.isActive():
+            self._live_timer.stop()
+            self._library_changed()  # the last batch
+
+    def _job_said(self, text: str) -> None:
+        if text == UP_TO_DATE and self.notice.isVisible() and self.notice.text().endswith(INDEXING_STARTS):
+            self.notice.hide()  # "Added …; indexing starts now." is over
+
     def _refresh(self) -> None:
         """Photos were indexed or removed: ask again, keeping the selection and the scroll position."""
         request = self.session.again(self.model.rowCount())
@@ -255,6 +288,7 @@ class MainWindow(QMainWindow):
             sort=self.filters.sort_value)
         if request.empty:
             self.model.clear()
+            self.status_text.setText("")  # "60 results in 9 ms" belonged to the query just cleared
             self._show_empty()
             return
         self.backend.search(request)

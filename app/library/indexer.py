@@ -8,7 +8,8 @@ catalog. A path whose file changed (new mtime or size) but whose cheap hash stil
 is hashed in full before any vector is reused, so an edit in the middle of an uncompressed photo
 (BMP, TIFF) is not missed. A file that fails becomes an "error" row with its reason, and indexing goes on. Rows are
 committed in groups by the catalog's one writer, so a killed process loses at most the last group and
-the next run picks up exactly where this one stopped.
+the next run picks up exactly where this one stopped. A cancel ends a model run in progress at once; at
+quit (`Control.quitting`) rows not written yet are dropped too, so closing the window waits for nothing.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from model.imagefile import ImageError
-from model.jobs import Control, Progress
+from model.jobs import Cancelled, Control, Progress
 from model.runtime import Encoder, cpu_threads
 
 from . import photo
@@ -159,6 +160,8 @@ class Indexer:
 
         def flush(force: bool = False) -> None:
             nonlocal rows, out_hashes, out_vectors, last_commit
+            if control.quitting:
+                return  # nothing more is handed to the writer (see the end of `run`)
             due = len(rows) >= self.commit_every or time.perf_counter() - last_commit >= self.commit_seconds
             if rows and (force or due):
                 vectors = np.concatenate(out_vectors) if out_vectors else None
@@ -172,7 +175,12 @@ class Indexer:
         def encode_batch() -> None:
             if not batch:
                 return
-            vectors = self.encoder.encode_arrays(np.stack([it.pixels for it in batch]))
+            try:
+                with self.encoder.stopped_by(control):  # a cancel ends the model's run at once
+                    vectors = self.encoder.encode_arrays(np.stack([it.pixels for it in batch]))
+            except Cancelled:
+                batch.clear()  # dropped; the next run redoes it
+                return
             out_vectors.append(vectors)
             with lock:
                 known.update(it.hash for it in batch)
@@ -234,7 +242,14 @@ class Indexer:
             summary.cancelled = True  # the partial batch is dropped; the next run redoes it
         else:
             encode_batch()
-        flush(force=True)
+        if control.quitting:  # rows not handed to the writer yet, or queued there, are dropped (redone next
+            for f in commits:  # time); a commit being written is waited for: it cannot stop halfway
+                f.cancel()
+            for f in commits:
+                if not f.cancelled():
+                    f.result()
+        else:
+            flush(force=True)
         summary.seconds = time.perf_counter() - start
         report(batch_last)
         return summary

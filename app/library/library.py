@@ -166,7 +166,7 @@ class Library:
         plan = self.scan(only, encoder.image_space)
         # New files first: a moved photo then takes its metadata from its old row, without opening the file.
         summary = Indexer(self.catalog, encoder, batch_size=batch_size).run(plan.todo, progress, control)
-        if plan.deleted:
+        if plan.deleted and not control.quitting:  # quitting: the next update forgets them
             self.catalog.delete_paths(plan.deleted).result()
             nxt = self.models.next()
             for space in {encoder.image_space, *([nxt.image_space] if nxt else [])}:
