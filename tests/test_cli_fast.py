@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, make_photos, run_glimpse
 
 # Runs one command in a fresh process and prints, last, the modules it imported.
@@ -33,12 +35,18 @@ def _ok(r: subprocess.CompletedProcess) -> str:
     return r.stdout
 
 
-def test_status_and_search_import_only_what_they_need(library, tmp_path):
+@pytest.fixture
+def indexed(library, tmp_path):
+    """Three photos indexed through the CLI, as a user would."""
     library.close()
     photos = tmp_path / "Photos"
     make_photos(photos, 3)
     _ok(run_glimpse("folders", "add", str(photos)))
     _ok(run_glimpse("index"))
+    return photos
+
+
+def test_status_and_search_import_only_what_they_need(indexed):
 
     version = _imported("--version")
     assert not version & {"lancedb", "pyarrow", "numpy", "app.library.library", "app.tasks"}, version
@@ -54,12 +62,7 @@ def test_status_and_search_import_only_what_they_need(library, tmp_path):
     assert not unneeded, f"`glimpse search` imported {sorted(unneeded)}"
 
 
-def test_a_pipe_closed_by_the_reader_leaves_stderr_empty(library, tmp_path):
-    library.close()
-    photos = tmp_path / "Photos"
-    make_photos(photos, 3)
-    _ok(run_glimpse("folders", "add", str(photos)))
-    _ok(run_glimpse("index"))
+def test_a_pipe_closed_by_the_reader_leaves_stderr_empty(indexed):
     for extra in ([], ["--json"]):
         # The reader is gone before the results come.
         p = subprocess.Popen([sys.executable, "-m", "app", "search", "cat", "-k", "500", *extra], cwd=ROOT,
