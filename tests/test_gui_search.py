@@ -55,7 +55,7 @@ def test_typing_a_description_shows_every_photo_ranked(qtbot, window, photos):
     scores = [window.model.result(i).score for i in range(N)]
     assert scores == sorted(scores, reverse=True)
     tip = window.model.index(0).data(Qt.ItemDataRole.ToolTipRole)
-    assert f"Score {scores[0]:.3f}" in tip and "photo_" in tip
+    assert f"{scores[0]:.3f}" not in tip and "Score" not in tip and "photo_" in tip  # no raw score
     # Thumbnails arrive off the GUI thread and are then painted.
     qtbot.waitUntil(lambda: window.model.thumbnail(0) is not None, timeout=WAIT)
     assert "results in" in window.status_text.text()
@@ -152,10 +152,22 @@ def test_keyboard_preview_and_arrows(qtbot, window, photos, tmp_path):
     qtbot.waitUntil(lambda: window.viewer.fields["Format"].text() == "JPEG", timeout=WAIT)
     assert window.viewer.fields["Dimensions"].text() == "160 × 120"
     assert window.viewer.fields["Folder"].text() == os.path.dirname(second)
-    qtbot.keyClick(window.viewer, Qt.Key.Key_Right)
+    # The neighbours are decoded ahead: an arrow step shows the next photo at once, never a blank.
     third = window.model.result(2).path
-    qtbot.waitUntil(lambda: window.viewer.loaded_path == third, timeout=WAIT)
+    qtbot.waitUntil(lambda: third in window.viewer._decoded, timeout=WAIT)
+    qtbot.keyClick(window.viewer, Qt.Key.Key_Right)
+    assert window.viewer.loaded_path == third and not window.viewer.canvas.provisional
     assert window.view.currentIndex().row() == 2  # the grid follows the preview
+    # A jump past them shows the grid's thumbnail scaled up at once, then the photo, sharp.
+    last = window.model.result(window.model.rowCount() - 1).path
+    qtbot.waitUntil(lambda: window.thumbs.pixmap(last) is not None, timeout=WAIT)  # as the grid has it
+    qtbot.keyClick(window.viewer, Qt.Key.Key_End)
+    canvas = window.viewer.canvas
+    assert canvas.pixmap is not None and canvas.provisional and window.viewer.loaded_path != last
+    qtbot.waitUntil(lambda: window.viewer.loaded_path == last and not canvas.provisional, timeout=WAIT)
+    assert canvas.pixmap.width() == 160
+    qtbot.keyClick(window.viewer, Qt.Key.Key_Home)
+    qtbot.keyClick(window.viewer, Qt.Key.Key_Right)
     qtbot.keyClick(window.viewer, Qt.Key.Key_Escape)
     assert window.pages.currentWidget() is window.results_page and window.view.hasFocus()
     # Ctrl+F goes back to the field; Esc there clears the query.

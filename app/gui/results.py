@@ -84,7 +84,8 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbs.pixmap(r.path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"{os.path.basename(r.path)}\nScore {r.score:.3f} · {when(r.taken_at)}\n"
+            # No raw score: a cosine such as 0.158 means nothing to a user (issue 12).
+            return (f"{os.path.basename(r.path)}\n{when(r.taken_at)}\n"
                     f"{r.width} × {r.height}\n{os.path.dirname(r.path)}")
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{os.path.basename(r.path)}, {when(r.taken_at)}"

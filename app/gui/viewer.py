@@ -9,6 +9,7 @@ learns from it.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QKeyEvent, QPainter, QPalette, QPixmap
@@ -23,6 +24,7 @@ from .results import when
 from .widgets import tool_button
 
 MAX_SIDE = 2560  # decoded size: sharp on a 4K screen, 1/2 or 1/4 JPEG scale for a camera photo
+KEEP_DECODED = 5  # photos kept decoded: the one shown, its neighbours, the last two seen
 # Where a caption came from, as the preview says it.
 CAPTION_SOURCES = {"typed": "typed", "xmp": "from XMP", "iptc": "from IPTC", "exif": "from EXIF",
                    "xmp-sidecar": "from an XMP sidecar", "takeout": "from Google Takeout",
@@ -50,12 +52,15 @@ class ImageCanvas(QWidget):
         super().__init__(parent)
         self.pixmap: QPixmap | None = None
         self.note = ""
+        self.provisional = False
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(200, 200)
 
-    def set_image(self, image: QImage | None, note: str = "") -> None:
-        self.pixmap = QPixmap.fromImage(image) if image is not None else None
+    def set_image(self, image: QImage | QPixmap | None, note: str = "", provisional: bool = False) -> None:
+        """`provisional`: a thumbnail standing in until the photo is decoded, scaled up to fit."""
+        self.pixmap = QPixmap.fromImage(image) if isinstance(image, QImage) else image
         self.note = note
+        self.provisional = provisional
         self.update()
 
     def paintEvent(self, event) -> None:
@@ -65,7 +70,9 @@ class ImageCanvas(QWidget):
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             dpr = self.devicePixelRatioF()
             native = QSize(int(self.pixmap.width() * 2 / dpr), int(self.pixmap.height() * 2 / dpr))
-            area = self.rect().adjusted(8, 8, -8, -8).size().boundedTo(native)
+            area = self.rect().adjusted(8, 8, -8, -8).size()
+            if not self.provisional:
+                area = area.boundedTo(native)
             size = self.pixmap.size().scaled(area, Qt.AspectRatioMode.KeepAspectRatio)
             target = QRect(0, 0, size.width(), size.height())
             target.moveCenter(self.rect().center())
@@ -171,16 +178,21 @@ class Viewer(QWidget):
     reveal_requested = Signal(str)
     copy_requested = Signal(str)
 
-    def __init__(self, details_source, parent: QWidget | None = None, caption_sink=None):
+    def __init__(self, details_source, parent: QWidget | None = None, caption_sink=None, thumbnail_source=None):
         """`details_source(path, done)` fetches the catalog row of a photo off the GUI thread (with its
         "caption" and "caption_source"); `caption_sink(path, text, done)` saves a typed caption off it, and
-        `done({"caption", "caption_source"})` follows. Without a sink the caption is shown read-only."""
+        `done({"caption", "caption_source"})` follows. Without a sink the caption is shown read-only.
+        `thumbnail_source(path)`: the grid's thumbnail (a QPixmap) or None, shown scaled up at once while
+        the photo decodes; the neighbours are decoded ahead, so an arrow step shows the photo at once."""
         super().__init__(parent)
         self.details_source = details_source
         self.caption_sink = caption_sink
         self.paths: list[str] = []
         self.row = -1
         self.loaded_path: str | None = None  # the path whose pixels are on screen
+        self.thumbnail_source = thumbnail_source
+        self._decoded: OrderedDict[str, QImage] = OrderedDict()  # the last photos decoded, newest last
+        self._decoding: set[str] = set()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -215,7 +227,7 @@ class Viewer(QWidget):
         self.caption.edit.done.connect(self.setFocus)
         form.addRow("<b>Caption</b>", self.caption)
         self.fields: dict[str, QLabel] = {}
-        for key in ("Date", "Camera", "Dimensions", "File size", "Format", "Location", "Folder", "Score"):
+        for key in ("Date", "Camera", "Dimensions", "File size", "Format", "Location", "Folder"):
             label = QLabel("–", self.info)
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -243,20 +255,49 @@ class Viewer(QWidget):
         self.title.setText(f"{os.path.basename(path)}   ·   {row + 1} of {len(self.paths)}")
         self.prev.setEnabled(row > 0)
         self.next.setEnabled(row < len(self.paths) - 1)
-        self.canvas.set_image(None, "Loading…")
+        if path in self._decoded:
+            self._decoded.move_to_end(path)
+            self._shown(path, self._decoded[path], "")
+        else:
+            thumb = self.thumbnail_source(path) if self.thumbnail_source else None
+            if thumb is not None and not thumb.isNull():
+                self.canvas.set_image(thumb, "", provisional=True)  # sharpened when the photo arrives
+            else:
+                self.canvas.set_image(None, "Loading…")
+            self._decode(path)
         self.fields["Date"].setText(when(r.taken_at))
         self.fields["Dimensions"].setText(f"{r.width} × {r.height}")
         self.fields["File size"].setText(human_size(r.size))
         self.fields["Folder"].setText(os.path.dirname(path))
-        self.fields["Score"].setText(f"{r.score:.3f}")
         for key in ("Camera", "Format", "Location"):
             self.fields[key].setText("…")
         self.caption.show_caption(path, None, None, loading=True)
-        create_worker(load_preview, path, _connect={"returned": lambda img, p=path: self._shown(p, img, ""),
-                                                    "errored": lambda e, p=path: self._shown(p, None, str(e))},
-                      _ignore_errors=True)
         self.details_source(path, lambda row_, p=path: self._details(p, row_))
+        for near in (row + 1, row - 1):  # ahead, for the next arrow step
+            if 0 <= near < len(self.paths):
+                self._decode(self.paths[near])
         self.moved.emit(row)
+
+    def _decode(self, path: str) -> None:
+        if path in self._decoded or path in self._decoding:
+            return
+        self._decoding.add(path)
+        create_worker(load_preview, path, _connect={"returned": lambda img, p=path: self._decoded_image(p, img),
+                                                    "errored": lambda e, p=path: self._failed(p, str(e))},
+                      _ignore_errors=True)
+
+    def _decoded_image(self, path: str, image: QImage) -> None:
+        self._decoding.discard(path)
+        self._decoded[path] = image
+        while len(self._decoded) > KEEP_DECODED:
+            self._decoded.popitem(last=False)
+        if path == self.current_path:
+            self._shown(path, image, "")
+
+    def _failed(self, path: str, error: str) -> None:
+        self._decoding.discard(path)
+        if path == self.current_path:
+            self._shown(path, None, error)
 
     def _shown(self, path: str, image: QImage | None, error: str) -> None:
         if path != self.current_path:

@@ -101,7 +101,8 @@ class MainWindow(QMainWindow):
         self.empty.setTextFormat(Qt.TextFormat.RichText)
         self.results_page.addWidget(self.empty)
         self.results_page.addWidget(self.view)
-        self.viewer = Viewer(self.backend.photo_details, self.pages, caption_sink=self.backend.set_caption)
+        self.viewer = Viewer(self.backend.photo_details, self.pages, caption_sink=self.backend.set_caption,
+                             thumbnail_source=self.thumbs.pixmap)
         for w in (self.opening, self.welcome, self.results_page, self.viewer):
             self.pages.addWidget(w)
         outer.addWidget(self.pages, 1)
