@@ -16,9 +16,9 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 OFFLINE_HINT = ("Glimpse cannot reach the Hugging Face Hub ({why}). To use a model without internet, "
                 "download its open_clip folder (open_clip_config.json + open_clip_model.safetensors) "
-                "on another machine, copy it here and {then}.")
-IMPORT_COMMAND = "run `glimpse models import PATH`"
-IMPORT_BUTTON = "choose Import model folder…"
+                "on another machine, copy it here and {then}")
+IMPORT_COMMAND = "run `glimpse models import PATH`."
+IMPORT_BUTTON = "use the Import model folder… button."
 
 
 def offline(why: str) -> OfflineError:

@@ -25,7 +25,7 @@ def test_first_run_offline_then_import_add_folder_and_search(qtbot, offline, tin
     w.welcome.getter.download.click()
     qtbot.waitUntil(lambda: w.welcome.getter.download.isEnabled(), timeout=WAIT)
     note = w.welcome.getter.note.text()
-    assert "cannot reach the Hugging Face Hub" in note and "choose Import model folder…" in note, note
+    assert "cannot reach the Hugging Face Hub" in note and "use the Import model folder… button." in note, note
     assert "glimpse models" not in note and "`" not in note, "the window names its button, not a command"
     assert w.welcome.getter.import_button.isEnabled()
     # Import a model folder instead.

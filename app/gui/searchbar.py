@@ -19,7 +19,7 @@ from .widgets import tool_button
 
 DEBOUNCE_MS = 250
 CHIP_ICON = 26       # px: the query picture in its chip
-CHIP_TEXT_MIN = 64   # px: never cut the name to nothing
+CHIP_TEXT_MIN = 96   # px: never cut the name to nothing
 TOOLTIP_SIZE = 240   # px: the picture in the chip's tooltip
 
 
