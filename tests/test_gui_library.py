@@ -275,3 +275,26 @@ def test_a_first_launch_shows_the_welcome_at_once_and_never_the_search(qtbot, gl
     assert w.results_page not in _open_and_record_pages(qtbot, w)
     assert w.pages.currentWidget() is w.welcome and w.welcome.isEnabled()
     close_window(qtbot, w)
+
+
+def test_the_last_search_comes_back_only_when_asked(qtbot, library, tmp_path):
+    from app.gui.window import MainWindow
+
+    folder = make_photos(tmp_path / "Family", 4)[0].parent
+    w = indexed_window(qtbot, library, [folder], photos=4)
+    search(qtbot, w, "a day at the lake")
+    close_window(qtbot, w)
+    w = open_window(qtbot)  # off by default: a fresh start
+    assert w.search.text == ""
+    dialog = w.open_settings()
+    dialog.remember.setChecked(True)  # Settings → Appearance → Search
+    dialog.close()
+    search(qtbot, w, "snow at night")
+    close_window(qtbot, w)
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    qtbot.waitUntil(lambda: w.search.text == "snow at night" and answered(w) and w.model.rowCount() == 4,
+                    timeout=WAIT)
+    close_window(qtbot, w)

@@ -195,6 +195,8 @@ class SettingsDialog(QDialog):
         self.theme.setCurrentIndex(max(0, self.theme.findData(theme)))
         self.theme.currentIndexChanged.connect(lambda _i: self.theme_changed.emit(self.theme.currentData()))
         form.addRow("Theme", self.theme)
+        self.remember = QCheckBox("Open with the last search (it is kept in Glimpse's settings file)", w)
+        form.addRow("Search", self.remember)
         return w
 
     def _apply_exclusions(self) -> None:

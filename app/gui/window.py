@@ -8,6 +8,7 @@ and menus (`menus`) live in modules of their own.
 from __future__ import annotations
 
 import gc
+import os
 
 from PySide6.QtCore import QByteArray, QModelIndex, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
@@ -197,6 +198,7 @@ class MainWindow(QMainWindow):
         if state.get("state"):
             self.restoreState(QByteArray.fromBase64(state["state"].encode()))
         self.filters.set_sort(state.get("sort", "relevance"))
+        self.remember_query = bool(state.get("remember_query", False))
         self.theme = state.get("theme", "system")
         apply_theme(self.theme)
 
@@ -204,7 +206,27 @@ class MainWindow(QMainWindow):
         self.settings["gui"] = {**(self.settings["gui"] or {}),
                                 "geometry": bytes(self.saveGeometry().toBase64()).decode(),
                                 "state": bytes(self.saveState().toBase64()).decode(),
-                                "sort": self.filters.sort_value, "theme": self.theme}
+                                "sort": self.filters.sort_value, "theme": self.theme,
+                                "remember_query": self.remember_query, "last_query": self._query_to_keep()}
+
+    def _query_to_keep(self) -> dict | None:
+        """The search on screen, kept for the next start when the user asked for that (Settings)."""
+        if not self.remember_query or (not self.search.text and not self.search.images):
+            return None
+        return {"text": self.search.text, "images": [[i.path, i.kind] for i in self.search.images]}
+
+    def _restore_query(self) -> None:
+        last = (self.settings["gui"] or {}).get("last_query") if self.remember_query else None
+        if not last or self.search.text or self.search.images:
+            return
+        for path, kind in last.get("images") or []:
+            if os.path.exists(path):
+                self.search.add_image(QueryImage(path, kind))
+        self.search.set_text(last.get("text") or "")
+
+    def set_remember_query(self, on: bool) -> None:
+        self.remember_query = on
+        self.save_state()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._closing:
@@ -224,6 +246,8 @@ class MainWindow(QMainWindow):
     def _opened(self, status: LibraryStatus) -> None:
         self._status(status)
         self.welcome.setEnabled(True)
+        if status.folders and status.has_model:
+            self._restore_query()
         if status.folders and status.has_model:
             self.pages.setCurrentWidget(self.results_page)
             self.focus_search()
@@ -410,6 +434,8 @@ class MainWindow(QMainWindow):
         if dialog is None:
             dialog = self.settings_dialog = SettingsDialog(self.backend, self.theme, self)
             dialog.theme_changed.connect(self._set_theme)
+            dialog.remember.setChecked(self.remember_query)
+            dialog.remember.toggled.connect(self.set_remember_query)
         dialog.show()
         dialog.raise_()
         return dialog
