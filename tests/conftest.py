@@ -73,6 +73,18 @@ def library(glimpse_home, tiny_stored):
     lib.close()
 
 
+@pytest.fixture
+def indexed_by_cli(library, tmp_path) -> Path:
+    """Three photos in tmp_path/Photos, added and indexed through the `glimpse` command, as a user would."""
+    library.close()
+    photos = tmp_path / "Photos"
+    make_photos(photos, 3)
+    for args in (("folders", "add", str(photos)), ("index",)):
+        r = run_glimpse(*args)
+        assert r.returncode == 0, r.stderr
+    return photos
+
+
 def make_photos(folder: Path, n: int, start: int = 0, size: tuple[int, int] = (160, 120), ext: str = "jpg") -> list[Path]:
     """n distinct photo-like files in `folder`."""
     import images

@@ -6,9 +6,7 @@ import json
 import subprocess
 import sys
 
-import pytest
-
-from conftest import ROOT, make_photos, run_glimpse
+from conftest import ROOT
 
 # Runs one command in a fresh process and prints, last, the modules it imported.
 _PROBE = """
@@ -30,23 +28,8 @@ def _imported(*args: str) -> set[str]:
     return set(json.loads(r.stdout.splitlines()[-1]))
 
 
-def _ok(r: subprocess.CompletedProcess) -> str:
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
-
-@pytest.fixture
-def indexed(library, tmp_path):
-    """Three photos indexed through the CLI, as a user would."""
-    library.close()
-    photos = tmp_path / "Photos"
-    make_photos(photos, 3)
-    _ok(run_glimpse("folders", "add", str(photos)))
-    _ok(run_glimpse("index"))
-    return photos
-
-
-def test_status_and_search_import_only_what_they_need(indexed):
+def test_status_and_search_import_only_what_they_need(indexed_by_cli):
 
     version = _imported("--version")
     assert not version & {"lancedb", "pyarrow", "numpy", "app.library.library", "app.tasks"}, version
@@ -62,7 +45,7 @@ def test_status_and_search_import_only_what_they_need(indexed):
     assert not unneeded, f"`glimpse search` imported {sorted(unneeded)}"
 
 
-def test_a_pipe_closed_by_the_reader_leaves_stderr_empty(indexed):
+def test_a_pipe_closed_by_the_reader_leaves_stderr_empty(indexed_by_cli):
     for extra in ([], ["--json"]):
         # The reader is gone before the results come.
         p = subprocess.Popen([sys.executable, "-m", "app", "search", "cat", "-k", "500", *extra], cwd=ROOT,

@@ -42,7 +42,6 @@ from .text import encode_text_trimmed
 MODES = ("text", "quick", "lora", "full")
 TWO_TOWER = ("lora", "full")
 LORA_TARGETS = ["c_fc", "c_proj", "attn"]
-HEAD = ("text_projection",)  # learns at `head_lr` times the rate
 ANCHORS_PER_STEP = 8  # everyday prompts held near the base's vectors, sampled anew each step
 
 
@@ -121,7 +120,7 @@ class Trainer:
                  world: distributed.World = distributed.World(), weight_decay: float = 0.05,
                  warmup: float = 0.1, on_note: Callable[[str], None] | None = None,
                  anchors: torch.Tensor | None = None, anchor_weight: float = 0.0, clip: float | None = 1.0,
-                 related: list[np.ndarray] | None = None, head_lr: float = 1.0):
+                 related: list[np.ndarray] | None = None):
         if mode in TWO_TOWER and images is None:
             raise ValueError(f"{mode} mode trains the image tower: it needs the photos (an ImageCache)")
         self.mode, self.device, self.world = mode, device, world
@@ -155,11 +154,10 @@ class Trainer:
             order = np.argsort(ids, kind="stable")
             cut = np.flatnonzero(np.diff(ids[order])) + 1
             self._bank_rows = {int(ids[g[0]]): g for g in np.split(order, cut) if len(g)}
-        head = {id(p) for name, p in self.trained.named_parameters() if name.endswith(HEAD)}
-        groups = [{"params": [p for p in self.params if p.ndim >= 2 and id(p) not in head], "weight_decay": weight_decay},
-                  {"params": [p for p in self.params if p.ndim < 2 and id(p) not in head], "weight_decay": 0.0},
-                  {"params": [p for p in self.params if id(p) in head], "weight_decay": weight_decay, "lr": lr * head_lr}]
-        self.opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(0.9, 0.98), eps=1e-6)
+        decay = [p for p in self.params if p.ndim >= 2]
+        rest = [p for p in self.params if p.ndim < 2]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                      {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
         self.clip = clip
         self.step_count = 0
         self.total_steps = max(1, epochs * batching.steps_per_epoch(len(self.train_rows), batch_size))

@@ -267,11 +267,11 @@ def cmd_watch(args) -> int:
     return 0
 
 
-def vectors_note(s) -> str:
+def vectors_note(s, distinct: int) -> str:
     """How many vectors, said so that fewer vectors than photos does not read as photos missing."""
-    if s.vectors < s.distinct:
-        return f"{s.vectors} of {s.distinct} vectors made; `glimpse index` makes the rest"
-    if s.distinct < s.photos:
+    if s.vectors < distinct:
+        return f"{s.vectors} of {distinct} vectors made; `glimpse index` makes the rest"
+    if distinct < s.photos:
         return f"{s.vectors} vectors for {s.photos} photos: identical files share one"
     return f"{s.vectors} vectors"
 
@@ -280,7 +280,7 @@ def cmd_status(args) -> int:
     ctx = Context()
     s = ctx.library.status()
     print(f"photos      {s.photos}  ({s.errors} could not be read)")
-    print(f"model       {s.active_model or 'none (glimpse models pull)'}  ({vectors_note(s)})")
+    print(f"model       {s.active_model or 'none (glimpse models pull)'}  ({vectors_note(s, ctx.library.distinct_contents())})")
     if s.next_model:
         print(f"next model  {s.next_model}  (its vectors are being made; `glimpse index` goes on)")
     print(f"database    {human_size(s.database_bytes)}  {s.database}")

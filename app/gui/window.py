@@ -248,7 +248,6 @@ class MainWindow(QMainWindow):
         self.welcome.setEnabled(True)
         if status.folders and status.has_model:
             self._restore_query()
-        if status.folders and status.has_model:
             self.pages.setCurrentWidget(self.results_page)
             self.focus_search()
         else:
@@ -290,9 +289,8 @@ class MainWindow(QMainWindow):
         indexing = isinstance(self.backend.runner.current, IndexTask)
         if indexing and not self._live_timer.isActive():
             self._live_timer.start()
-        elif not indexing and self._live_timer.isActive():
-            self._live_timer.stop()
-            self._library_changed()  # the last batch
+        elif not indexing:
+            self._live_timer.stop()  # the last batch: the watcher's update says so (library_changed)
 
     def _job_said(self, text: str) -> None:
         if text == UP_TO_DATE and self.notice.isVisible() and self.notice.text().endswith(INDEXING_STARTS):

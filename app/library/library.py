@@ -381,12 +381,16 @@ class Library:
             next_model=nxt.id if nxt else None,
             has_model=model is not None,
             vectors=vectors.count_rows() if vectors is not None else 0,
-            distinct=pc.count_distinct(self.catalog.photo_columns(["hash"], "status = 'ok'")["hash"]).as_py(),
             database_bytes=self.catalog.size_bytes(),
             database=str(self.catalog.folder),
             watch=bool(self.settings["watch"]),
             exclude=tuple(self.settings["exclude"] or ()),
         )
+
+    def distinct_contents(self) -> int:
+        """How many readable photos differ in content (identical files share one vector). Reads every
+        hash: for `glimpse status`, not for the window's status, which refreshes while indexing."""
+        return pc.count_distinct(self.catalog.photo_columns(["hash"], "status = 'ok'")["hash"]).as_py()
 
     def errors(self) -> list[dict]:
         table = self.catalog.photo_columns(["path", "error", "root"], "status = 'error'")

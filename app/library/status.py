@@ -20,7 +20,6 @@ class LibraryStatus:
     next_model: str | None = None    # its vectors are being made; it takes over when they are complete
     has_model: bool = False          # the active model is installed and opens
     vectors: int = 0                 # in the active model's image space
-    distinct: int = 0                # photos with different contents (identical files share one vector)
     database_bytes: int = 0
     database: str = ""
     watch: bool = True               # folders are watched for changes (else only rescanned)
