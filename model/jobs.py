@@ -28,6 +28,7 @@ class Progress:
     current: str = ""        # the item at hand (a file)
     errors: int = 0
     encoded: int = 0
+    device: str = ""         # what does the work, for people: "CPU, 2 threads", "GPU: NVIDIA H200, decode on GPU"
 
     @property
     def fraction(self) -> float:

@@ -81,6 +81,15 @@ def providers_for(preference: str = "auto") -> list:
 
 
 def make_session(path: Path, preference: str = "auto"):
+    """An ONNX Runtime session for a model file, with as many threads as this process has CPUs.
+
+    What was measured on 2 shared CPU cores (ViT-B-32, 96 12-MP JPEGs, Indexer, 2 rounds, load 2-4 from
+    other work; /tmp experiment recorded in benchmarks/results/index_throughput-cpu2-2026-11-30b.txt):
+    1 model thread loses clearly (5.0 and 3.4 images/s against 6.1 with 2); 1 or 3 decoder threads, spinning
+    on, batch 16 or 64 all landed within the noise of 2 decoders, no spinning, batch 32, so those stay.
+    Graph optimisation saved offline (`optimized_model_filepath`, loaded with optimisation off) saved
+    only 65 ms of the visual session's 0.34 s start (20 ms text, 30 ms int8) for a second copy of each
+    model on disk (+576 MB for ViT-B-32): not kept."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)  # errors only: no start-up warnings on the user's terminal
@@ -104,16 +113,30 @@ def _normalize(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), np.float32(1e-12))
 
 
-class Encoder:
-    """Encodes images and texts with a stored model. Thread-safe; sessions open on first use."""
+def device_label(providers: Sequence[str], threads: int | None = None) -> str:
+    """The device a session runs on, for people: "CPU, 2 threads", "GPU: NVIDIA H200"."""
+    if providers and providers[0] == CUDA:
+        from .gpu_pipeline import gpu_name  # the driver's name for it (no torch)
 
-    def __init__(self, model: StoredModel, provider: str = "auto"):
+        return f"GPU: {gpu_name()}"
+    return f"CPU, {threads or cpu_threads()} threads"
+
+
+class Encoder:
+    """Encodes images and texts with a stored model. Thread-safe; sessions open on first use.
+
+    `int8`: index with the model's int8 image tower (`glimpse models quantize`, see model.quantize) where
+    it has one and the session runs on the CPU; its vectors share the fp32 tower's image space."""
+
+    def __init__(self, model: StoredModel, provider: str = "auto", int8: bool = False):
         self.model = model
         self.provider = provider
+        self.int8 = int8
         self.preprocess: PreprocessConfig = model.preprocess
         self._lock = threading.Lock()
         self._visual = self._textual = None
         self._tokenizer: Tokenizer | None = None
+        self._device: str | None = None
         self._local = threading.local()  # this thread's run options (see `stopped_by`)
 
     @property
@@ -131,11 +154,38 @@ class Encoder:
     def _session(self, which: str):
         with self._lock:
             if which == "visual" and self._visual is None:
-                self._visual = make_session(self.model.visual_path, self.provider)
+                self._visual = make_session(self.visual_file, self.provider)
             if which == "textual" and self._textual is None:
                 self._textual = make_session(self.model.textual_path, self.provider)
                 self._tokenizer = Tokenizer(self.model.tokenizer_path, self.model.manifest["tokenizer"])
         return self._visual if which == "visual" else self._textual
+
+    @property
+    def visual_file(self) -> Path:
+        """The image tower this encoder runs: the int8 one when asked for, made, and on the CPU."""
+        int8 = self.model.int8_path if self.int8 else None
+        if int8 is None or providers_for(self.provider)[0] != CPU:
+            return self.model.visual_path
+        return int8
+
+    @property
+    def image_tower(self) -> str:
+        return "int8" if self.visual_file != self.model.visual_path else "fp32"
+
+    def device(self, open_session: bool = True) -> str:
+        """Where images are encoded, for people: "CPU, 2 threads", "GPU: NVIDIA H200, decode on CPU".
+        With `open_session` False, "" until the image session has been opened by a run."""
+        if self._device is None:
+            if not open_session and self._visual is None:
+                return ""
+            session = self._session("visual")
+            providers = session.get_providers()
+            label = device_label(providers, session.get_session_options().intra_op_num_threads)
+            if providers[0] == CUDA:  # this encoder is fed arrays decoded on the CPU (see model.gpu_pipeline)
+                self._device = label + ", decode on CPU"
+            else:
+                self._device = label + (", int8" if self.image_tower == "int8" else "")
+        return self._device
 
     def warm(self, which: str = "textual") -> None:
         """Open a session now (and, for text, load the tokenizer), so the first query does not wait."""

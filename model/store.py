@@ -30,6 +30,7 @@ from .errors import CorruptModel, ModelExists, ModelNotFound
 from .preprocess import PreprocessConfig
 
 MANIFEST = "manifest.json"
+INT8_FILE = "visual.int8.onnx"  # the optional int8 image tower (model.quantize), stored as visual.int8-SHA.onnx
 FORMAT = 1
 SPACE_DIGITS = 16
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -81,6 +82,47 @@ class StoredModel:
         return self.path / "visual.onnx"
 
     @property
+    def int8_path(self) -> Path | None:
+        """The int8 image tower made from this model's `visual.onnx` (`glimpse models quantize`), if it is
+        there whole (by its size; `int8_problem` says why not). It is optional: without it the model runs
+        its fp32 tower."""
+        return None if self.int8_problem else self.path / self.manifest["int8"]["file"]
+
+    @property
+    def int8_problem(self) -> str | None:
+        """Why the int8 tower the manifest names cannot be used, in words; None when it can or none was made."""
+        info = self.manifest.get("int8") or {}
+        name = info.get("file")
+        if not name:
+            return "none was made" if info else None
+        if info.get("from") != self.manifest["files"].get("visual.onnx"):
+            return "it was made from an image tower since replaced"
+        f = self.path / name
+        size = info.get("size", self.manifest.get("sizes", {}).get(name))  # older manifests listed it in files
+        if not f.is_file():
+            return f"its file {name} is missing"
+        if size is not None and f.stat().st_size != size:
+            return f"its file {name} has the wrong size"
+        return None
+
+    @property
+    def required_files(self) -> dict[str, str]:
+        """The files the model needs, with their sha256: all it lists but the optional int8 tower."""
+        optional = (self.manifest.get("int8") or {}).get("file")
+        return {n: d for n, d in self.manifest["files"].items() if n != optional}
+
+    def verify_int8(self) -> str | None:
+        """`int8_problem`, or a failed checksum; None when the int8 tower is whole or none was made."""
+        problem = self.int8_problem
+        if problem or not self.manifest.get("int8"):
+            return problem
+        info = self.manifest["int8"]
+        digest = info.get("sha256") or self.manifest["files"].get(info["file"])
+        if digest and sha256(self.path / info["file"]) != digest:
+            return f"its file {info['file']} fails its checksum"
+        return None
+
+    @property
     def textual_path(self) -> Path:
         return self.path / "textual.onnx"
 
@@ -120,8 +162,9 @@ class StoredModel:
         return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
 
     def verify(self) -> None:
-        """Check every file against the manifest's sha256; raise CorruptModel on the first mismatch."""
-        for name, digest in self.manifest["files"].items():
+        """Check every required file against the manifest's sha256; raise CorruptModel on the first
+        mismatch. The optional int8 tower is checked by `verify_int8`."""
+        for name, digest in self.required_files.items():
             f = self.path / name
             if not f.is_file():
                 raise CorruptModel(self._broken(f"its file {name} is missing"))
@@ -151,7 +194,8 @@ class ModelStore:
         return valid_id(model_id) and (self.root / model_id).is_dir()
 
     def get(self, model_id: str) -> StoredModel:
-        """Open a stored model: its manifest must parse and every listed file must exist with its size."""
+        """Open a stored model: its manifest must parse and every required file must exist with its size
+        (a missing or damaged int8 tower only turns int8 off: see `StoredModel.int8_problem`)."""
         if not self.exists(model_id):
             known = ", ".join(self.ids()) or "none yet"
             raise ModelNotFound(f"No model named '{model_id}' (installed: {known}). "
@@ -159,7 +203,8 @@ class ModelStore:
         path = self.root / model_id
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-            files, sizes = manifest["files"], manifest.get("sizes", {})
+            sizes = manifest.get("sizes", {})
+            manifest["files"]["visual.onnx"]
             for key in ("embed_dim", "preprocess", "tokenizer"):
                 manifest[key]
         except FileNotFoundError:
@@ -167,7 +212,7 @@ class ModelStore:
         except (ValueError, KeyError, TypeError) as e:
             raise CorruptModel(StoredModel(model_id, path, {})._broken(f"its manifest.json is unreadable ({e})")) from None
         model = StoredModel(model_id, path, manifest)
-        for name in files:
+        for name in model.required_files:
             f = path / name
             if not f.is_file():
                 raise CorruptModel(model._broken(f"its file {name} is missing"))
@@ -233,6 +278,42 @@ class ModelStore:
         _fsync_dir(self.root)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
+        return self.get(model_id)
+
+    def add_file(self, model_id: str, staged: Path, key: str, info: dict) -> StoredModel:
+        """Add an optional file (made in a scratch folder inside the store) to an installed model, described
+        by `info` under `key` in its manifest (with its `file` name, `sha256` and `size` added). It is not
+        one of the manifest's `files`: the model opens without it.
+
+        Its name carries its checksum (`visual.int8.onnx` -> `visual.int8-1a2b…onnx`), so it never replaces
+        a file a manifest names: the file is renamed into place, then the manifest, re-read just before,
+        is replaced (both atomic), then the file the old manifest named under `key`, if another, is
+        deleted. A crash at any point leaves a model that opens, at worst with an extra file. If `info`
+        has `from` (the sha256 of `visual.onnx` it was made from) and the model's image tower changed
+        meanwhile (a re-import by another process), nothing is written and ModelError says so."""
+        from .errors import ModelError
+
+        path = self.get(model_id).path
+        digest, size = sha256(staged), staged.stat().st_size
+        name = f"{Path(staged.name).stem}-{digest[:SPACE_DIGITS]}{staged.suffix}"
+        target = path / name
+        if not (target.is_file() and sha256(target) == digest):
+            os.replace(staged, target)
+        current = self.get(model_id).manifest  # as it is now: another process may have changed it
+        if "from" in info and current["files"].get("visual.onnx") != info["from"]:
+            if target.parent.exists() and name not in json.dumps(current):
+                target.unlink(missing_ok=True)
+            raise ModelError(f"Model '{model_id}' changed while its {key} file was made: run it again.")
+        old = (current.get(key) or {}).get("file")
+        files = {n: d for n, d in current["files"].items() if n != old}  # older manifests listed it
+        sizes = {n: v for n, v in current.get("sizes", {}).items() if n != old}
+        manifest = dict(current, files=files, sizes=sizes, **{key: dict(info, file=name, sha256=digest, size=size)})
+        tmp = path / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path / MANIFEST)
+        _fsync_dir(path)
+        if old and old != name:
+            (path / old).unlink(missing_ok=True)
         return self.get(model_id)
 
     def _install_new(self, staged: Path, manifest: dict, number: bool) -> str:

@@ -23,6 +23,29 @@ def library_threads() -> list[threading.Thread]:
             and t.name not in SINGLETONS]
 
 
+def indexing_processes(parent: int | None = None) -> list[int]:
+    """Pids of the window's indexing processes (`app.tasks.index_child`) whose parent is `parent` (this
+    process by default). Linux (/proc)."""
+    import os
+
+    parent = parent or os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if fields[0] == b"Z" or int(fields[1]) != parent:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if b"app.tasks.index_child" in f.read():
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def open_window(qtbot, wait_ready: bool = True):
     from app.gui.window import MainWindow
 
@@ -100,3 +123,10 @@ def drop(widget, mime: QMimeData) -> bool:
                        Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, event)
     return True
+
+
+def browse(qtbot, w) -> None:
+    """Clear the query and wait for the library itself (every photo, newest first) up to date."""
+    w.search.clear()
+    w.run_search()
+    qtbot.waitUntil(lambda: w.request.browsing and answered(w), timeout=WAIT)

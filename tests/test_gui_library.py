@@ -230,8 +230,8 @@ def test_a_cleared_query_and_a_finished_indexing_leave_no_stale_words(qtbot, lib
     search(qtbot, w, "people")
     assert "results in" in w.status_text.text()
     qtbot.keyClick(w.search.edit, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: w.model.rowCount() == 0, timeout=WAIT)
-    assert "results in" not in w.status_text.text()
+    qtbot.waitUntil(lambda: w.request.browsing and answered(w), timeout=WAIT)
+    assert "results in" not in w.status_text.text() and w.status_text.text() == "Newest first"
     # "Added …; indexing starts now." goes once the library is up to date again.
     w.backend.add_folder(str(make_photos(tmp_path / "Work", 3)[0].parent))
     qtbot.waitUntil(lambda: w.notice.isVisible() and "indexing starts now" in w.notice.text(), timeout=WAIT)

@@ -57,7 +57,7 @@ def test_fine_tune_runs_to_the_end_then_use_back_and_discard(qtbot, library, tmp
     base = library.models.active_id
     search(qtbot, w, QUERY)
     before = _results(w)
-    assert len(before) == 36
+    assert 0 < len(before) <= 36  # the photos that stand out for the query (the relevance floor)
 
     dialog, tab = _tab(qtbot, w)
     assert "24 captioned photos" in tab.found.text() and "captions.csv: 24" in tab.found.text()
@@ -90,7 +90,7 @@ def test_fine_tune_runs_to_the_end_then_use_back_and_discard(qtbot, library, tmp
     assert w.backend.library.models.active_id == model_id
     search(qtbot, w, QUERY)
     after = _results(w)
-    assert len(after) == 36 and after != before  # the fine-tuned text tower answers differently
+    assert after and after != before  # the fine-tuned text tower answers differently
     # Its base is one click away, and gives the old answers back.
     qtbot.waitUntil(lambda: tab.back.isVisible() and tab.back.text() == f"Back to {base}", timeout=WAIT)
     qtbot.mouseClick(tab.back, Qt.MouseButton.LeftButton)

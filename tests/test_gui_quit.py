@@ -1,5 +1,6 @@
 """Quitting while indexing: the window closes, the work stops and the process exits within a second.
-What was committed stays, nothing is written after the close, and the next run resumes where it stopped.
+What was committed stays, nothing is written after the close (the indexing process is gone), and the
+next run resumes where it stopped.
 
 Indexing runs a model whose image tower takes a second or two per batch on two cores, as a real one
 does (the tiny model's batches take milliseconds, which would hide a close that waits for a batch)."""
@@ -17,7 +18,7 @@ from PySide6.QtCore import Qt, QThreadPool
 
 import tiny
 from conftest import ROOT, install_copy, make_photos, wait_for
-from gui import WAIT, library_threads, open_window
+from gui import WAIT, indexing_processes, library_threads, open_window
 
 QUIT_S = 1.0   # close -> the window's work stopped, or the process gone
 PHOTOS = 200   # several batches: still indexing when it closes
@@ -85,22 +86,33 @@ def test_quit_returns_within_1_s_while_indexing(qtbot, slow_library, capsys):
     seen = encoded[0]
     qtbot.waitUntil(lambda: encoded[0] > seen, timeout=WAIT)  # a batch was just encoded; the next one starts
     qtbot.wait(100)
-    catalog.write(lambda: None).result()  # the commits handed to the writer so far have landed
-    at_close = catalog.count()
-    assert 0 < at_close < PHOTOS
+    children = indexing_processes()
+    assert len(children) == 1, "indexing runs in a process of its own"
+    assert catalog.lock.holder()["pid"] == children[0], "it holds the writer lock; the window does not"
 
     start = time.monotonic()
     w.close()
     closed = time.monotonic() - start
-    qtbot.waitUntil(lambda: not library_threads(), timeout=WAIT)
+    qtbot.waitUntil(lambda: not library_threads() and not indexing_processes(), timeout=WAIT)
     gone = time.monotonic() - start
+    at_close = catalog.count()  # the indexing process is gone: nothing more is written
     with capsys.disabled():
         print(f"\nquit while indexing ({at_close}/{PHOTOS} committed): close returned in {closed:.2f} s, "
-              f"threads gone in {gone:.2f} s")
+              f"threads and the indexing process gone in {gone:.2f} s")
     assert closed < QUIT_S, f"closing took {closed:.2f} s"
-    assert gone < QUIT_S, f"the window's threads ran on for {gone:.2f} s after the close"
+    assert gone < QUIT_S, f"the window's threads or its indexing process ran on for {gone:.2f} s after the close"
+    assert 0 < at_close < PHOTOS
     assert QThreadPool.globalInstance().activeThreadCount() == 0
+    time.sleep(0.5)
     _resumes(at_close)
+
+
+def _ended(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"  # a zombie no one has reaped yet
+    except OSError:
+        return True
 
 
 def test_the_app_exits_within_1_s_of_a_quit_while_indexing(slow_library, tmp_path, capsys):
@@ -116,10 +128,13 @@ def test_the_app_exits_within_1_s_of_a_quit_while_indexing(slow_library, tmp_pat
         try:
             wait_for(lambda: lib.catalog.count() > 0 or app.poll() is not None, timeout=120, what="a first commit")
             assert app.poll() is None, log.read_text()
+            children = indexing_processes(app.pid)
+            assert len(children) == 1, "indexing runs in a process of its own"
             sent = time.monotonic()
             app.send_signal(signal.SIGINT)
             app.wait(timeout=60)
             took = time.monotonic() - sent
+            wait_for(lambda: _ended(children[0]), timeout=QUIT_S, what="the indexing process to end")
         finally:
             lib.close()
     finally:

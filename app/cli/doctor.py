@@ -1,6 +1,7 @@
 """`glimpse doctor`: what Glimpse runs on, and whether it works. Never imports torch."""
 from __future__ import annotations
 
+import os
 import platform
 import sys
 
@@ -49,6 +50,20 @@ def _probe_providers(preference: str) -> list[str]:
         return list(session.get_providers())
 
 
+def pipeline(provider: str) -> tuple[str, str | None]:
+    """Which indexing pipeline will run, in words, and why not the GPU one (None when it runs).
+    The GPU pipeline's own check (`model.gpu_pipeline.unavailable_reason`) decides; nothing is started."""
+    from model import gpu_pipeline
+    from model.runtime import cpu_threads, cuda_missing
+
+    why_not = gpu_pipeline.unavailable_reason(provider)
+    if why_not is None:
+        return f"GPU decode (nvImageCodec) + ONNX Runtime CUDA, on {gpu_pipeline.gpu_name()}", None
+    if provider != "cpu" and os.environ.get("GLIMPSE_PROVIDER", "").lower() != "cpu" and cuda_missing() is None:
+        return f"CPU decode + ONNX Runtime CUDA, on {gpu_pipeline.gpu_name()}", why_not
+    return f"CPU decode + ONNX Runtime on the CPU ({cpu_threads()} threads)", why_not
+
+
 def cmd_doctor(args) -> int:
     from model.runtime import CUDA, available_providers, cpu_threads, cuda_driver_present
     from model.errors import ModelError
@@ -74,6 +89,12 @@ def cmd_doctor(args) -> int:
               "libraries?); running on the CPU")
     else:
         print(f"  CUDA usable        {'yes' if cuda_ok else 'no'}")
+    runs, why_not = pipeline(ctx.settings["provider"])
+    print(f"  indexing pipeline  {runs}")
+    if why_not:
+        print(f"  why not the GPU    {why_not[:1].upper()}{why_not[1:]}")
+    if ctx.settings["int8_image_tower"]:
+        print("  image tower        int8 where the model has one (setting int8_image_tower), on the CPU")
     p = ctx.paths
     print(f"Folders:\n  data               {p.data}\n  cache              {p.cache}\n  config             {p.config}")
     print("Model:")

@@ -1,4 +1,4 @@
-"""`glimpse models list|info|pull|import|remove|use`."""
+"""`glimpse models list|info|pull|import|remove|use|export|quantize`."""
 from __future__ import annotations
 
 import sys
@@ -35,6 +35,11 @@ def add_parser(sub) -> None:
     exp.add_argument("name")
     exp.add_argument("folder", help="where to write it (created; must be empty if it exists)")
     exp.set_defaults(func=cmd_export)
+    q = msub.add_parser("quantize", help="add an int8 image tower to a model (faster indexing on a CPU; "
+                                         "turn it on with --use or in Settings)")
+    q.add_argument("name", nargs="?", help="model id (default: the active model)")
+    q.add_argument("--use", action="store_true", help="index with the int8 tower from now on")
+    q.set_defaults(func=cmd_quantize)
 
 
 def cmd_list(args) -> int:
@@ -83,6 +88,9 @@ def cmd_info(args) -> int:
     par = m.get("parity", {})
     for tower, r in par.items():
         print(f"  parity        {tower}: cosine {r['cosine_min']:.6f}, max abs diff {r['max_abs_diff']:.1e}")
+    if model.int8_path:
+        print(f"  int8 tower    {m['int8']['file']}: cosine to fp32 ≥ {m['int8']['cosine_min']:.4f} "
+              f"on {m['int8']['check_images']} check images")
     print(f"  folder        {model.path} ({human_size(model.size_bytes)})")
     model.verify()
     print("  checksums     ok")
@@ -178,4 +186,22 @@ def cmd_export(args) -> int:
     ctx = Context()
     folder = tasks.export_model(ctx.library, args.name, args.folder)
     print(f"Wrote {folder}: load it with open_clip.create_model_from_pretrained('local-dir:{folder}').")
+    return 0
+
+
+def cmd_quantize(args) -> int:
+    from model.quantize import quantize
+
+    ctx = Context()
+    model_id = args.name or ctx.models.active().id
+    model = quantize(ctx.models.store, model_id, say=lambda text: print(text, file=sys.stderr, flush=True))
+    info = model.manifest["int8"]
+    print(f"Added an int8 image tower to '{model_id}' ({human_size((model.path / info['file']).stat().st_size)}, "
+          f"cosine to fp32 ≥ {info['cosine_min']:.4f} on {info['check_images']} check images).")
+    if args.use:
+        ctx.settings["int8_image_tower"] = True
+    if ctx.settings["int8_image_tower"]:
+        print("Indexing uses it on the CPU (setting int8_image_tower is on).")
+    else:
+        print("Index with it: `glimpse models quantize --use`, or Settings → Models → Index with the int8 tower.")
     return 0

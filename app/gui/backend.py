@@ -4,8 +4,10 @@ answer with a signal; heavy work goes to the one job runner (`jobs.JobRunner`), 
 `Backend` owns the `Library` (opened in a worker, so `import lancedb` and the catalog never delay the
 window), the runner, and the `Watcher` that keeps the index current while the app is open (with file
 events, or with reconcile scans only when watching is off): each of its batches is a task of the
-runner (`_run_update`), as is every other write (removing a folder or a model, exclusions, a model
-download, import or switch), so no two of them ever run at once. Slots
+runner (`_run_update`) that indexes in a child process (`app.tasks.index_process`: decoders and the
+model never stall this process, and a decoder's crash is survived), as is every other write (removing
+a folder or a model, exclusions, a model download, import or switch), so no two of them ever run at
+once; while the child writes, this process only reads the catalog. Slots
 always run on the GUI thread. Searches follow `app.library.session`; the window drops answers to
 queries it has replaced.
 """
@@ -162,9 +164,10 @@ class Backend(QObject):
             self.start_watching()
 
     def _run_update(self, _progress, control, only: list[str] | None = None):  # the watcher's thread
-        """Index one batch of the watcher as a task of the runner, and wait for it. A batch that stepped
-        aside for a user's task is sent again after it; one the user cancelled waits for the next change
-        or rescan. The watcher's own control (cancelled when it stops) cancels the task."""
+        """Index one batch of the watcher as a task of the runner (in the indexing process: `IndexTask`),
+        and wait for it. A batch that stepped aside for a user's task is sent again after it; one the user
+        cancelled waits for the next change or rescan. The watcher's own control (cancelled when it stops)
+        cancels the task."""
         while True:
             task = self.runner.submit(IndexTask(self.library, only), then=self._indexed)
             while not task.finished.wait(0.1):

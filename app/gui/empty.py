@@ -19,6 +19,8 @@ def empty_text(s: LibraryStatus | None, request: SearchRequest | None, busy: boo
         return ("<h3>Indexing your photos…</h3><p>Results appear as soon as the first photos are indexed.</p>"
                 if busy else "<h3>No photos found yet</h3><p>Glimpse found no photos in your folders. "
                 "Add another folder in <b>Library</b>.</p>")
+    if request is not None and request.browsing:
+        return "<h3>No photos here</h3><p>No photos match the folder and date filters.</p>"
     if request is None or request.empty:
         return (f"<h3>Describe a photo, or drop one here</h3><p>{s.photos:,} photos are searchable. Try "
                 "<i>beach at sunset</i>, or <i>cat + snow - indoor</i>. Paste an image with Ctrl+V.</p>")

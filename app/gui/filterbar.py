@@ -75,6 +75,12 @@ class FilterBar(QWidget):
     def before_value(self) -> dt.date | None:
         return self.before.date().toPython() if self.use_before.isChecked() else None
 
+    def set_browsing(self, browsing: bool) -> None:
+        """With no query the library shows by date, so "Best match" reads "Newest first" there (and
+        the other "Newest first" is hidden)."""
+        self.sort.setItemText(0, SORTS["newest"] if browsing else SORTS["relevance"])
+        self.sort.view().setRowHidden(1, browsing)
+
     @property
     def sort_value(self) -> str:
         return self.sort.currentData()

@@ -25,7 +25,8 @@ def format_eta(seconds: float | None) -> str:
 
 
 def describe(task: Task, p: Progress | None = None, paused: bool = False) -> str:
-    """One line: "Indexing 120 of 300 · 25.0 photos/s · about 2 min left", "Importing x: checking · 65% · about 20 s left"."""
+    """One line: "Indexing 120 of 300 · 25.0 images/s · about 2 min left · CPU, 2 threads",
+    "Importing x: checking · 65% · about 20 s left". The device is the one the job reports (indexing does)."""
     head = "Paused: " if paused else ""
     if task.blocked_by:  # "Another Glimpse (process 12) is indexing; waiting…" → "Waiting: another Glimpse … indexing…"
         who = task.blocked_by.split(";")[0].rstrip(".")
@@ -44,9 +45,12 @@ def describe(task: Task, p: Progress | None = None, paused: bool = False) -> str
     if paused:  # no rate, no time left: nothing moves
         return head + text
     if p.rate > 0:
-        text += f" · {p.rate:.1f} {task.noun or 'items'}/s"
+        text += f" · {p.rate:.1f} {RATE_NOUNS.get(task.noun, task.noun) or 'items'}/s"
     eta = format_eta(p.eta_s)
-    return text + (f" · {eta}" if eta else "")
+    return text + (f" · {eta}" if eta else "") + (f" · {p.device}" if p.device else "")
+
+
+RATE_NOUNS = {"photos": "images"}  # what the model's speed is counted in, as benchmarks and the CLI say it
 
 
 UP_TO_DATE = "Library up to date."

@@ -1,19 +1,23 @@
 """The window's job runner: heavy work runs here, one task at a time, in the order asked.
 
-Indexing (each batch the watcher sends), getting a model (download or import), switching to a model
-(making its vectors), removing a folder or a model, setting exclusions, saving a typed caption and
-fine-tuning (a child process) are each
+Indexing (each batch the watcher sends; a child process), getting a model (download or import),
+switching to a model (making its vectors), removing a folder or a model, setting exclusions, saving a
+typed caption and fine-tuning (a child process) are each
 a `Task` subclass, as in Vorta's jobs manager: one class per operation, `run(job)` doing the work on
 the runner's thread through a `model.jobs.Job` (progress out; pause and cancel in, the same for every
-task), and `then(task)` following on the GUI thread. Everything that writes the catalog runs here, so
-no two writers of this window ever overlap. The runner's signals are all the status bar needs. A task
-the user asked for does not wait behind a long indexing run: indexing stops at its next batch (the
-catalog keeps what was done), the user's task runs, then indexing is sent again (`Backend._run_update`).
+task), and `then(task)` following on the GUI thread. A task whose work runs in a child process (indexing:
+`app.tasks.index_process`; fine-tuning) waits for it on the runner's thread, forwarding pause and
+cancel and passing its progress on. Everything that writes the catalog runs here, or in such a child
+while its task waits, so no two writers of this window ever overlap. The runner's signals are all the
+status bar needs. A task the user asked for does not wait behind a long indexing run: indexing stops at
+its next batch (the catalog keeps what was done), the user's task runs, then indexing is sent again
+(`Backend._run_update`).
 An edit of the library (removing a folder or a model, exclusions) makes a model's preparation step
 aside the same way; it is sent again after (`Backend.use_model`). Closing cancels the running task,
-lets queued edits run, and drops the rest; indexing stops at once (its model run ends, rows not written
-yet are dropped and redone next time), a download at its next progress report. `app.tasks`
-(the catalog, and torch for a model) is imported by the tasks when they run, never with the window.
+lets queued edits run, and drops the rest; indexing stops at once (its process is killed; rows it had
+not committed are redone next time; a model's preparation ends its model run at once and drops rows not
+written yet), a download at its next progress report. `app.tasks` (the catalog, and torch for a model)
+is imported by the tasks when they run, never with the window.
 """
 from __future__ import annotations
 
@@ -72,24 +76,30 @@ class Task:
 
 
 class IndexTask(Task):
-    """One batch of the watcher: scan, index what is new or changed, forget what is gone."""
+    """One batch of the watcher: scan, index what is new or changed, forget what is gone. It runs in a
+    child process (`app.tasks.index_process`): decoders and the model never hold this process's GIL, and
+    a file that crashes a decoder is recorded as a problem while indexing starts again without it."""
     title = "Looking for changes"
     noun = "photos"
     pausable = yields = sticky_pause = True
-    close_wait = 0.5  # at quit its model run ends at once and unsaved rows are dropped (`Control.quitting`)
+    close_wait = 0.5  # at quit the child is killed at once; rows it had not committed are redone next time
 
     def __init__(self, library, only: list[str] | None = None):
         super().__init__()
         self.library, self.only = library, only
 
     def run(self, job: Job):
-        from app import tasks
+        from app.tasks import index_process
 
-        # Paused, an update ends at its next batch and gives back the catalog's writer lock, so another
+        def crashed(path: str) -> None:
+            self.say(f"{Path(path).name} crashed the decoder: it is skipped until the file changes; "
+                     "indexing goes on.")
+
+        # Paused, the child ends at its next batch and gives back the catalog's writer lock, so another
         # Glimpse (`glimpse index`) is not kept waiting by a paused window; resuming plans again.
-        job.control.yield_when_paused = True
         while True:
-            self.result = tasks.index(self.library, job, only=self.only, on_wait=self.on_wait)
+            self.result = index_process.index(self.library, job, only=self.only, on_wait=self.on_wait,
+                                              on_crash=crashed)
             job.check()  # waits while paused, holding nothing; a cancel ends the task, its Update kept
             if not self.result.summary.paused:
                 return self.result

@@ -68,6 +68,9 @@ class ResultsModel(QAbstractListModel):
     def broken(self, row: int) -> bool:
         return self.thumbs.failed(self._results[row].path)
 
+    def results(self) -> list:
+        return self._results
+
     def paths(self) -> list[str]:
         return [r.path for r in self._results]
 

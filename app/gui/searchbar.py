@@ -121,6 +121,12 @@ class SearchBar(QFrame):
     def text(self) -> str:
         return self.edit.text()
 
+    def describe(self) -> str:
+        """The query as a sentence names it: “red car”, or “this photo” for a picture alone."""
+        if self.text.strip():
+            return f"“{self.text.strip()}”"
+        return "these photos" if len(self.images) > 1 else "this photo"
+
     def set_text(self, text: str) -> None:
         self.edit.setText(text)
         self._update_clear()

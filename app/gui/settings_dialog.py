@@ -240,6 +240,9 @@ class SettingsDialog(QDialog):
         self.in_use = QLabel("…", w)
         self.in_use.setWordWrap(True)
         form.addRow("In use", self.in_use)
+        self.int8 = QCheckBox("Index with the int8 image tower (about 2x faster on the CPU)", w)
+        self.int8.toggled.connect(lambda on: self.backend.set_setting("int8_image_tower", on))
+        form.addRow("Image tower", self.int8)
         self.cuda_problem: str | None = NOT_CHECKED
         self.providers: list[str] | None = None
         lay.addLayout(form)
@@ -264,7 +267,26 @@ class SettingsDialog(QDialog):
         if info["providers"] or not info["active"] or self.providers is None:
             self.providers = list(info["providers"])  # a refresh without providers keeps the last ones
         self._show_provider()
+        self._show_int8()
         self._model_selection()
+
+    def _show_int8(self) -> None:
+        """The int8 box: on as the setting says; enabled only when the active model has an int8 tower."""
+        lib = self.backend.library
+        model = lib.models.active_or_none() if lib is not None else None
+        info = model.manifest.get("int8") if model is not None and model.int8_path else None
+        self.int8.blockSignals(True)
+        self.int8.setChecked(bool(lib is not None and lib.settings["int8_image_tower"]))
+        self.int8.blockSignals(False)
+        self.int8.setEnabled(info is not None or self.int8.isChecked())
+        if info is not None:
+            self.int8.setToolTip(f"Its vectors agree with the full-precision tower's (cosine ≥ {info['cosine_min']:.4f}), "
+                                 "so photos indexed either way are searched together. Not checked on trained "
+                                 "weights here: off by default. Used on the CPU only.")
+        else:
+            name = model.id if model is not None else "NAME"
+            self.int8.setToolTip(f"The active model has no int8 image tower: make one with "
+                                 f"`glimpse models quantize {name}`.")
 
     def _provider_chosen(self, _index: int) -> None:
         self.backend.set_setting("provider", self.provider.currentData())

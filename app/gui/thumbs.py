@@ -92,5 +92,7 @@ class ThumbnailLoader(QObject):
         self.loaded.emit(path)
 
     def close(self) -> None:
+        """No more loads (a paint after the window closed asks for none), and wait for those running."""
+        self._source = None
         self.pool.clear()
         self.pool.waitForDone()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtWidgets import QHeaderView, QLabel, QToolButton, QTreeWidget, QWidget
 
 
@@ -38,9 +38,21 @@ class Notice(QLabel):
         self.setWordWrap(True)
         self.setVisible(False)
         self.setObjectName("notice")
+        self._restyling = False
+        self._style()
+        self.timer = QTimer(self, singleShot=True, interval=ms, timeout=self.hide)
+
+    def _style(self) -> None:
+        self._restyling = True
         self.setStyleSheet("#notice { background: palette(alternate-base); border: 1px solid palette(mid);"
                            " border-radius: 4px; padding: 6px; }")
-        self.timer = QTimer(self, singleShot=True, interval=ms, timeout=self.hide)
+        self._restyling = False
+
+    def changeEvent(self, event) -> None:
+        # A style sheet takes palette colours when it is set: a switch to the dark theme sets it again.
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange) and not self._restyling:
+            self._style()
+        super().changeEvent(event)
 
     def show_text(self, text: str) -> None:
         self.setText(text)

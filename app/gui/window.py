@@ -1,5 +1,9 @@
 """The main window: the search field and the results grid, the preview, the library panel, the status bar.
 
+Before anything is typed, the grid shows the library itself, newest first with month headers; a
+search refines it, and clearing the query returns to it at the place left. A search shows only the
+matches above its relevance floor, and says so when nothing in the library looks like the query.
+
 Nothing here touches the disk, the model or the database: every request goes to `Backend`, and its
 answers come back as signals. The window arranges widgets and keeps what is on screen; the search
 session (`app.library.session`), the job display (`jobbar`), drops and pastes (`drops`) and the keys
@@ -26,7 +30,7 @@ from .backend import Backend
 from .drops import DropHandler
 from .empty import empty_text
 from .filterbar import FilterBar
-from .grid import ResultsView
+from .grid import ROW_HEIGHT, ResultsView, zoom_slider
 from .backend import INDEXING_STARTS
 from .jobbar import UP_TO_DATE, JobBar
 from .jobs import IndexTask
@@ -43,6 +47,7 @@ from .welcome import Welcome
 PAGE = 200               # results fetched per page while scrolling
 REFRESH_AFTER_MS = 1500  # after the library changes, the visible answer is refreshed at most this often
 NOTICE_MS = 9000
+CLOSEST = "These are the closest photos."
 LIVE_MS = 1000           # how often counts and results follow an indexing run
 
 
@@ -124,6 +129,8 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.jobs)
         self.count_text = QLabel("", self)
         bar.addPermanentWidget(self.count_text)
+        self.zoom = zoom_slider(self.view, self)
+        bar.addPermanentWidget(self.zoom)
         self.pages.currentChanged.connect(self._page_changed)
         # Which screen, from the settings file alone (milliseconds), so the other one never flashes by
         # while the library opens: the results (saying "Opening your library…"), or the welcome, which
@@ -198,6 +205,7 @@ class MainWindow(QMainWindow):
         if state.get("state"):
             self.restoreState(QByteArray.fromBase64(state["state"].encode()))
         self.filters.set_sort(state.get("sort", "relevance"))
+        self.view.set_row_height(state.get("row_height", ROW_HEIGHT))
         self.remember_query = bool(state.get("remember_query", False))
         self.theme = state.get("theme", "system")
         apply_theme(self.theme)
@@ -207,6 +215,7 @@ class MainWindow(QMainWindow):
                                 "geometry": bytes(self.saveGeometry().toBase64()).decode(),
                                 "state": bytes(self.saveState().toBase64()).decode(),
                                 "sort": self.filters.sort_value, "theme": self.theme,
+                                "row_height": self.view.row_height,
                                 "remember_query": self.remember_query, "last_query": self._query_to_keep()}
 
     def _query_to_keep(self) -> dict | None:
@@ -254,9 +263,7 @@ class MainWindow(QMainWindow):
             self.pages.setCurrentWidget(self.welcome)
         self.thumbs.set_source(lambda path, lib=self.backend.library: str(lib.thumbnails.get(path)))
         self.backend.refresh_errors()
-        if not self.search.text and not self.search.images:
-            return
-        self.run_search()
+        self.run_search()  # the library itself, or the query kept from last time
 
     def _open_failed(self, message: str) -> None:
         self.pages.setCurrentWidget(self.opening)
@@ -265,6 +272,7 @@ class MainWindow(QMainWindow):
 
     def _welcome_done(self) -> None:
         self.pages.setCurrentWidget(self.results_page)
+        self.run_search()
         self._show_empty()
         self.focus_search()
 
@@ -281,7 +289,7 @@ class MainWindow(QMainWindow):
 
     def _library_changed(self) -> None:
         self.thumbs.retry_failed()
-        if self.request is not None and not self.request.empty and not self._refresh_timer.isActive():
+        if self.request is not None and not self.request.idle and not self._refresh_timer.isActive():
             self._refresh_timer.start()
         self.backend.refresh_status()
 
@@ -304,17 +312,34 @@ class MainWindow(QMainWindow):
 
     # -- searching -----------------------------------------------------------------------------------
     def run_search(self) -> None:
-        request = self.session.ask(
-            text=self.search.text, images=tuple(i.path for i in self.search.images if i.kind == "image"),
-            similar=tuple(i.path for i in self.search.images if i.kind == "similar"),
-            folder=self.filters.folder_value, after=self.filters.after_value, before=self.filters.before_value,
-            sort=self.filters.sort_value)
-        if request.empty:
+        """Ask for what the search field and filters say: a search, or with no terms the library itself."""
+        if self.backend.library is None:
+            return
+        if not (self.search.text.strip() or self.search.images) and not (self.status and self.status.has_model):
+            self.session.ask()  # nothing to browse with yet (no model): the welcome or the empty page says why
             self.model.clear()
-            self.status_text.setText("")  # "60 results in 9 ms" belonged to the query just cleared
             self._show_empty()
             return
+        fields = dict(text=self.search.text, images=tuple(i.path for i in self.search.images if i.kind == "image"),
+                      similar=tuple(i.path for i in self.search.images if i.kind == "similar"),
+                      folder=self.filters.folder_value, after=self.filters.after_value,
+                      before=self.filters.before_value, sort=self.filters.sort_value, browse=True, cut=True)
+        leaving = self.request is not None and self.request.browsing
+        request = self.session.ask(**fields)
+        self.filters.set_browsing(request.browsing)
+        if leaving and not request.browsing:  # a search refines the library: keep the place in it
+            self._browse_place = (self._filter_key(request), self.model.rowCount(), self.view.verticalOffset())
+        elif request.browsing and not leaving:
+            place = getattr(self, "_browse_place", None)
+            if place is not None and place[0] == self._filter_key(request):
+                request = self.session.ask(**fields, k=max(PAGE, place[1]))
+                self._scroll_back = place[2]
+            self.status_text.setText("")  # "60 results in 9 ms" belonged to the query just cleared
         self.backend.search(request)
+
+    @staticmethod
+    def _filter_key(request) -> tuple:
+        return request.folder, request.after, request.before, request.sort
 
     def _more(self) -> None:
         request = self.session.more(self.model.rowCount())
@@ -333,19 +358,37 @@ class MainWindow(QMainWindow):
                                                and self.last_answer.request is answer.request)
             keep = self.view.currentIndex().data(PathRole) if refresh else None
             scroll = self.view.verticalScrollBar().value()
+            self.view.set_grouped(answer.request.browsing or answer.request.sort != "relevance")
             self.model.set_results(answer.results, answer.more)
             if keep is not None:
                 rows = [i for i, r in enumerate(answer.results) if r.path == keep]
                 if rows:
                     self.view.setCurrentIndex(self.model.index(rows[0]))
-            if refresh:
-                self.view.verticalScrollBar().setValue(scroll)
+            back = getattr(self, "_scroll_back", None) if answer.request.browsing else None
+            self._scroll_back = None
+            if refresh or back is not None:
+                self.view.verticalScrollBar().setValue(scroll if refresh else back)
             else:
                 self.view.scrollToTop()
         self.session.take(answer)
-        shown = self.model.rowCount()
-        self.status_text.setText(f"{shown:,}{'+' if answer.more else ''} results in {answer.seconds * 1000:.0f} ms")
+        self.status_text.setText(self._answer_text(answer))
+        if answer.absent and not answer.request.offset and not answer.request.fresh:
+            self.notice.show_text(f"Nothing in your library looks much like {self.search.describe()}. "
+                                  f"{CLOSEST}")
+        elif not answer.absent and self.notice.isVisible() and self.notice.text().endswith(CLOSEST):
+            self.notice.hide()  # it was about the query before
         self._show_empty()
+
+    def _answer_text(self, answer: SearchAnswer) -> str:
+        shown = self.model.rowCount()
+        if answer.request.browsing:
+            total = answer.total
+            order = "oldest first" if answer.request.sort == "oldest" else "newest first"
+            everything = self.status is not None and total == self.status.photos
+            return order.capitalize() if total is None or everything else f"{total:,} photos here, {order}"
+        if answer.absent:
+            return f"No close match: the {shown} closest photos"
+        return f"{shown:,}{'+' if answer.more else ''} results in {answer.seconds * 1000:.0f} ms"
 
     def _search_failed(self, generation: int, message: str) -> None:
         if self.request is not None and generation == self.request.generation:

@@ -10,6 +10,11 @@ is hashed in full before any vector is reused, so an edit in the middle of an un
 committed in groups by the catalog's one writer, so a killed process loses at most the last group and
 the next run picks up exactly where this one stopped. A cancel ends a model run in progress at once; at
 quit (`Control.quitting`) rows not written yet are dropped too, so closing the window waits for nothing.
+
+Where CUDA and nvImageCodec work (`model.gpu_pipeline`), JPEGs are not decoded in the pool: their bytes
+are decoded, resized and encoded on the GPU in batches, while other formats keep the CPU decoders. When the
+GPU pipeline cannot run, or fails during a run, the CPU path takes over (the batch in hand included), and
+`Summary.device` says which ran and why.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from model import gpu_pipeline
 from model.imagefile import ImageError
 from model.jobs import Cancelled, Control, Progress
 from model.runtime import Encoder, cpu_threads
@@ -44,6 +50,7 @@ class Summary:
     paused: bool = False     # ended early because it was paused (Control.yield_when_paused)
     seconds: float = 0.0
     error_list: list[tuple[str, str]] = field(default_factory=list)
+    device: str = ""         # the pipeline that ran, for people: "GPU: NVIDIA H200, decode on GPU, fp16"
 
 
 @dataclass
@@ -51,6 +58,7 @@ class _Item:
     info: FileInfo
     hash: str | None = None
     pixels: np.ndarray | None = None
+    data: bytes | None = None  # a JPEG's bytes, for the GPU pipeline to decode
     meta: photo.Meta | dict | None = None
     error: str | None = None
     duplicate_of_run: bool = False
@@ -59,8 +67,12 @@ class _Item:
 class Indexer:
     def __init__(self, catalog: Catalog, encoder: Encoder, batch_size: int = 32, workers: int | None = None,
                  prefetch: int | None = None, commit_every: int = 256, commit_seconds: float = 2.0,
-                 stage: str = "Indexing"):
+                 stage: str = "Indexing", on_decode: Callable[[FileInfo, bool], None] | None = None,
+                 gpu: "gpu_pipeline.GpuPipeline | bool" = True):
         self.catalog = catalog
+        # Told (info, True) before a decoder thread opens a file and (info, False) after: the window's
+        # indexing process reports which files were in a decoder when a native crash ended it.
+        self.on_decode = on_decode
         self.encoder = encoder
         self.stage = stage
         self.batch_size = batch_size
@@ -68,6 +80,8 @@ class Indexer:
         self.prefetch = prefetch or max(2 * batch_size, 4 * self.workers)
         self.commit_every = commit_every
         self.commit_seconds = commit_seconds
+        self.gpu = gpu  # True: the GPU pipeline where it can run; False: never; or the pipeline to use
+        self._pipeline: gpu_pipeline.GpuPipeline | None = None
 
     # -- decoding (pool threads) ---------------------------------------------------------------
     def _prepare(self, info: FileInfo, known: set, claimed: dict, lock: threading.Lock,
@@ -100,13 +114,79 @@ class Indexer:
                     item.error = str(e)
             return item
         try:
-            item.pixels, item.meta = photo.load(info.path, info.mtime_ns / 1e9, self.encoder.preprocess)
-            item.meta.checksum = photo.checksum(info.path)  # the file is in the page cache now: ~1 ms
+            if self._pipeline is not None and gpu_pipeline.is_jpeg(info.path):  # decoded on the GPU
+                item.meta = photo.read_meta(info.path, info.mtime_ns / 1e9)
+                with open(info.path, "rb") as f:
+                    item.data = f.read()
+                item.meta.checksum = photo.checksum_bytes(item.data)
+            else:
+                item.pixels, item.meta = photo.load(info.path, info.mtime_ns / 1e9, self.encoder.preprocess)
+                item.meta.checksum = photo.checksum(info.path)  # the file is in the page cache now: ~1 ms
         except ImageError as e:
             item.error = str(e)
+        except OSError as e:
+            item.error = "file not found" if isinstance(e, FileNotFoundError) else f"cannot be read ({e.strerror or e})"
         except Exception as e:  # a decoder plugin bug must not stop the run
             item.error = f"cannot be decoded ({type(e).__name__}: {e})"
         return item
+
+    # -- the model: the GPU pipeline, or the CPU encoder ----------------------------------------
+    def _choose_pipeline(self) -> str:
+        """Pick the pipeline for this run; returns what `Summary.device` shows."""
+        if isinstance(self.gpu, gpu_pipeline.GpuPipeline):
+            self._pipeline = self.gpu
+        elif self.gpu:
+            self._pipeline, reason = gpu_pipeline.pipeline_for(self.encoder.model, self.encoder.provider)
+        else:
+            self._pipeline, reason = None, "the GPU pipeline was not asked for"
+        if self._pipeline is not None:
+            return self._pipeline.describe()
+        return gpu_pipeline.describe(self.encoder.provider, reason)
+
+    def _encode(self, batch: list[_Item], control: Control, summary: Summary) -> tuple[np.ndarray, list[str | None]]:
+        """Vectors for the items that decoded (in order), and per item None or why it failed."""
+        if self._pipeline is not None:
+            try:
+                return self._pipeline.encode([it.pixels if it.data is None else it.data for it in batch], control)
+            except Cancelled:
+                raise
+            except Exception as e:  # the GPU failed: this batch and the rest of the run go through the CPU
+                if control.cancelled:
+                    raise Cancelled("cancelled") from None
+                gpu_pipeline.forget(self._pipeline)
+                self._pipeline = None
+                summary.device = gpu_pipeline.describe(
+                    self.encoder.provider, f"the GPU pipeline failed during the run ({gpu_pipeline.first_line(e)})")
+        errors: list[str | None] = [None] * len(batch)
+        late = [i for i, it in enumerate(batch) if it.pixels is None]  # bytes that were meant for the GPU
+        if late:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="decode-late") as pool:
+                for i, result in zip(late, pool.map(self._cpu_pixels, [batch[i].data for i in late])):
+                    batch[i].data = None
+                    if isinstance(result, str):
+                        errors[i] = result
+                    else:
+                        batch[i].pixels = result
+        pixels = [it.pixels for it, e in zip(batch, errors) if e is None]
+        if not pixels:
+            return np.zeros((0, self.encoder.embed_dim), np.float32), errors
+        with self.encoder.stopped_by(control):  # a cancel ends the model's run at once
+            return self.encoder.encode_arrays(np.stack(pixels)), errors
+
+    def _cpu_pixels(self, data: bytes) -> np.ndarray | str:
+        try:
+            return gpu_pipeline.cpu_pixels(data, self.encoder.preprocess)
+        except ImageError as e:
+            return str(e)
+        except Exception as e:
+            return f"cannot be decoded ({type(e).__name__}: {e})"
+
+    def _prepare_told(self, info: FileInfo, *args) -> _Item:
+        self.on_decode(info, True)
+        try:
+            return self._prepare(info, *args)
+        finally:
+            self.on_decode(info, False)
 
     # -- the run ------------------------------------------------------------------------------
     def run(self, files: list[FileInfo], progress: Callable[[Progress], None] | None = None,
@@ -117,6 +197,9 @@ class Indexer:
         start = time.perf_counter()
         if not files:
             return summary
+        summary.device = self._choose_pipeline()
+        batch_size = self._pipeline.batch_size if self._pipeline is not None else self.batch_size
+        prefetch = max(self.prefetch, 2 * batch_size)
         known = set(self.catalog.vector_hashes(space).to_pylist())
         metas = _MetaLookup(self.catalog)
         claimed: dict[str, str] = {}
@@ -143,7 +226,8 @@ class Indexer:
             rate = (summary.done - d0) / (now - t0) if now > t0 else 0.0
             eta = (summary.total - summary.done) / rate if rate > 0 else None
             progress(Progress(self.stage, summary.done, summary.total, rate, eta, current, summary.errors,
-                              summary.encoded))
+                              summary.encoded,
+                              summary.device if self._pipeline else self.encoder.device(open_session=False)))
 
         def add_row(info: FileInfo, h: str | None, meta, error: str | None = None) -> None:
             row = {"path": info.path, "root": info.root, "size": info.size, "mtime_ns": info.mtime_ns, "hash": h,
@@ -176,15 +260,23 @@ class Indexer:
             if not batch:
                 return
             try:
-                with self.encoder.stopped_by(control):  # a cancel ends the model's run at once
-                    vectors = self.encoder.encode_arrays(np.stack([it.pixels for it in batch]))
+                vectors, errors = self._encode(batch, control, summary)
             except Cancelled:
                 batch.clear()  # dropped; the next run redoes it
                 return
+            for it, error in zip(batch, errors):
+                if error:  # a JPEG that neither the GPU nor Pillow could decode
+                    add_row(it.info, it.hash, it.meta, error)
+                    failed[it.hash] = error
+                    for twin in waiting.pop(it.hash, []):
+                        add_row(twin, it.hash, None, error)
+            good = [it for it, error in zip(batch, errors) if not error]
+            if self._pipeline is not None:
+                summary.device = self._pipeline.describe()  # fp16 once its check on the first batch passed
             out_vectors.append(vectors)
             with lock:
-                known.update(it.hash for it in batch)
-            for it in batch:
+                known.update(it.hash for it in good)
+            for it in good:
                 out_hashes.append(it.hash)
                 made[it.hash] = it.meta.to_dict()
                 add_row(it.info, it.hash, it.meta)
@@ -197,17 +289,18 @@ class Indexer:
             flush()
 
         batch_last = ""
+        prepare = self._prepare if self.on_decode is None else self._prepare_told
         with ThreadPoolExecutor(self.workers, thread_name_prefix="decode") as pool:
             window: deque[Future] = deque()
             todo = iter(files)
             exhausted = False
             while True:
-                while not exhausted and len(window) < self.prefetch and not control.cancelled:
+                while not exhausted and len(window) < prefetch and not control.cancelled:
                     info = next(todo, None)
                     if info is None:
                         exhausted = True
                     else:
-                        window.append(pool.submit(self._prepare, info, known, claimed, lock, metas.get))
+                        window.append(pool.submit(prepare, info, known, claimed, lock, metas.get))
                 if control.yielding:
                     summary.paused = True
                     break
@@ -221,7 +314,7 @@ class Indexer:
                         failed[item.hash] = item.error
                         for twin in waiting.pop(item.hash, []):
                             add_row(twin, item.hash, None, item.error)
-                elif item.pixels is None:
+                elif item.pixels is None and item.data is None:  # a copy: no decode
                     if item.hash in failed:
                         add_row(item.info, item.hash, None, failed[item.hash])
                     elif item.hash in known:
@@ -232,7 +325,7 @@ class Indexer:
                     report(item.info.path)
                 else:
                     batch.append(item)
-                    if len(batch) >= self.batch_size:
+                    if len(batch) >= batch_size:
                         encode_batch()
                 if not batch:
                     flush()

@@ -77,9 +77,9 @@ class Library:
     def encoder(self) -> Encoder:
         """The active model's encoder (a new one when the active model changes, or is replaced)."""
         with self._lock:
-            model = self.models.active()
-            if self._encoder is None or self._encoder.model != model:
-                self._encoder = Encoder(model, provider=self.settings["provider"])
+            model, int8 = self.models.active(), bool(self.settings["int8_image_tower"])
+            if self._encoder is None or self._encoder.model != model or self._encoder.int8 != int8:
+                self._encoder = Encoder(model, provider=self.settings["provider"], int8=int8)
             return self._encoder
 
     def next_encoder(self) -> Encoder | None:
@@ -88,8 +88,10 @@ class Library:
         with self._lock:
             if model is None:
                 self._next_encoder = None
-            elif self._next_encoder is None or self._next_encoder.model != model:
-                self._next_encoder = Encoder(model, provider=self.settings["provider"])
+            elif (self._next_encoder is None or self._next_encoder.model != model
+                  or self._next_encoder.int8 != bool(self.settings["int8_image_tower"])):
+                self._next_encoder = Encoder(model, provider=self.settings["provider"],
+                                             int8=bool(self.settings["int8_image_tower"]))
             return self._next_encoder
 
     def searcher(self) -> Searcher:
@@ -132,11 +134,13 @@ class Library:
 
     def update(self, progress: Callable[[Progress], None] | None = None, control: Control | None = None,
                only: list[str] | None = None, batch_size: int = 32,
-               on_wait: Callable[[str], None] | None = None) -> Update:
+               on_wait: Callable[[str], None] | None = None,
+               on_decode: Callable[[scanner.FileInfo, bool], None] | None = None) -> Update:
         """Scan, forget deleted files, index new and changed ones, and tidy the database after big changes.
 
         Holds the catalog's writer lock throughout: while another process holds it, `on_wait(message)`
-        is called once and this waits (a cancel ends the wait, and the update does nothing)."""
+        is called once and this waits (a cancel ends the wait, and the update does nothing).
+        `on_decode`: see `Indexer` (which files are in a decoder now)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._promote_next_if_alone()
@@ -148,7 +152,7 @@ class Library:
                     # What other processes changed while this one waited (folders, the models) counts.
                     self.settings.reload()
                     self._promote_next_if_alone()
-                    return self._update(self.encoder(), progress, control, only, batch_size)
+                    return self._update(self.encoder(), progress, control, only, batch_size, on_decode)
             except CatalogBusy:
                 return Update(scanner.Plan(), Summary(cancelled=True))
 
@@ -157,7 +161,8 @@ class Library:
         if self.models.active_or_none() is None and self.models.next() is not None:
             self.models.set_active(self.models.next().id)
 
-    def _update(self, encoder: Encoder, progress, control: Control, only, batch_size: int) -> Update:
+    def _update(self, encoder: Encoder, progress, control: Control, only, batch_size: int,
+                on_decode=None) -> Update:
         repaired = 0
         if only is None:
             self._adopt_legacy_vectors()
@@ -165,7 +170,8 @@ class Library:
             repaired = self.catalog.repair_duplicates().result()
         plan = self.scan(only, encoder.image_space)
         # New files first: a moved photo then takes its metadata from its old row, without opening the file.
-        summary = Indexer(self.catalog, encoder, batch_size=batch_size).run(plan.todo, progress, control)
+        summary = Indexer(self.catalog, encoder, batch_size=batch_size, on_decode=on_decode) \
+            .run(plan.todo, progress, control)
         if plan.deleted and not control.quitting:  # quitting: the next update forgets them
             self.catalog.delete_paths(plan.deleted).result()
             nxt = self.models.next()
@@ -178,17 +184,17 @@ class Library:
             self.tidy()
         switched = None
         if not summary.cancelled:
-            switched = self._prepare_next(progress, control, batch_size, full=only is None)
+            switched = self._prepare_next(progress, control, batch_size, full=only is None, on_decode=on_decode)
         return Update(plan, summary, switched, repaired, captions_read)
 
-    def _prepare_next(self, progress, control: Control, batch_size: int, full: bool) -> str | None:
+    def _prepare_next(self, progress, control: Control, batch_size: int, full: bool, on_decode=None) -> str | None:
         """Index the next model's image space; make it active when complete. Returns its id if so."""
         nxt = self.next_encoder()
         if nxt is None or not full:  # a full scan decides completeness; file events wait for the next one
             return None
         plan = self.scan(None, nxt.image_space)
-        summary = Indexer(self.catalog, nxt, batch_size=batch_size, stage=f"Preparing {nxt.model_id}") \
-            .run(plan.todo, progress, control)
+        summary = Indexer(self.catalog, nxt, batch_size=batch_size, stage=f"Preparing {nxt.model_id}",
+                          on_decode=on_decode).run(plan.todo, progress, control)
         # Photos under a folder that cannot be read now (an unplugged drive) have no vector in the new
         # space yet: switching would lose them from search, so the old model stays until they are back.
         if summary.cancelled or not self.space_complete(nxt.image_space):

@@ -88,4 +88,4 @@ class Models:
             self.settings["next_model"] = None
 
     def encoder(self) -> Encoder:
-        return Encoder(self.active(), provider=self.settings["provider"])
+        return Encoder(self.active(), provider=self.settings["provider"], int8=bool(self.settings["int8_image_tower"]))

@@ -54,6 +54,11 @@ def checksum(path: str) -> str:
     return f"crc32:{crc:08x}"
 
 
+def checksum_bytes(data: bytes) -> str:
+    """`checksum` of a file already read whole (the GPU pipeline reads JPEGs whole)."""
+    return f"crc32:{zlib.crc32(data):08x}"
+
+
 def is_full_hash(h: str) -> bool:
     return h.startswith(FULL)
 

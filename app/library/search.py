@@ -36,9 +36,11 @@ from model.runtime import Encoder
 from . import photo
 from .catalog import Catalog, db_path, fixed_list_to_numpy, real_path
 from .query import QueryError, Term
+from .relevance import relevance
 from .vectors import VectorCache
 
 DEFAULT_EXACT_LIMIT = 50_000
+SAMPLE = 4096  # past the exact limit, the relevance floor is judged on this many vectors
 FILTERED_EF = 400  # HNSW search beam for pre-filtered ANN searches
 ALL_PARTITIONS = 1 << 20  # as `minimum_nprobes`: LanceDB probes them all
 
@@ -59,6 +61,13 @@ class Result:
     def to_dict(self) -> dict:
         return {"path": self.path, "score": round(self.score, 6), "taken_at": self.taken.isoformat(),
                 "size": self.size, "width": self.width, "height": self.height}
+
+
+class Hits(list):
+    """Results, best first; `absent`: nothing stood out, so only the closest few are here. Browsing,
+    `total` is how many photos there are in all."""
+    absent = False
+    total: int | None = None
 
 
 def parse_day(text: str) -> dt.date:
@@ -100,6 +109,7 @@ class _Data:
         self.height = photos["height"].to_numpy(zero_copy_only=False)
         self.vectors = vectors
         self.vec_index = vec_index
+        self.sample: np.ndarray | None = None  # past the exact limit: vectors that judge relevance
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -132,6 +142,10 @@ class _Data:
         if f.before is not None:
             keep = (self.taken_at < f.before) if keep is None else keep & (self.taken_at < f.before)
         return keep
+
+    @cached_property
+    def newest_first(self) -> np.ndarray:
+        return np.argsort(-self.taken_at, kind="stable")
 
     def result(self, i: int, score: float) -> Result:
         return Result(real_path(self.paths[i].as_py()), float(score), int(self.taken_at[i]), int(self.size[i]),
@@ -263,29 +277,64 @@ class Searcher:
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, terms: list[Term], k: int = 20, offset: int = 0, filters: Filters = Filters(),
-               fresh: bool = True) -> list[Result]:
-        return self.search_vector(self.query_vector(terms), k, offset, filters, fresh)
+               fresh: bool = True, cut: bool = False) -> Hits:
+        return self.search_vector(self.query_vector(terms), k, offset, filters, fresh, cut)
 
     def search_vector(self, q: np.ndarray, k: int = 20, offset: int = 0, filters: Filters = Filters(),
-                      fresh: bool = True) -> list[Result]:
+                      fresh: bool = True, cut: bool = False) -> Hits:
+        """The best `k` after `offset`; with `cut`, only those above the relevance floor (`relevance`)."""
         if k <= 0 or offset < 0:
             raise QueryError("k must be positive and offset not negative")
         data = self.data(fresh)
         if len(data) == 0:
-            return []
+            return Hits()
+        q = np.asarray(q, np.float32)
         if data.vectors is None:
             sub = self._filtered(data, filters)
-            if sub is None:
-                return self._ann(data, q, k, offset)
-            if sub.vectors is None:
-                return self._ann(data, q, k, offset, sub.keep, sub.where)
-            scores = (sub.vectors @ np.asarray(q, np.float32))[sub.vec_index]
-            return [data.result(sub.rows[i], scores[i]) for i in _top(scores, k, offset)]
-        scores = (data.vectors @ np.asarray(q, np.float32))[data.vec_index]
+            if sub is not None and sub.vectors is not None:
+                return self._best(data, (sub.vectors @ q)[sub.vec_index], k, offset, cut, sub.rows)
+            rel = relevance(self._sample(data) @ q) if cut else None
+            found = (self._ann(data, q, k, offset) if sub is None
+                     else self._ann(data, q, k, offset, sub.keep, sub.where))
+            hits = Hits(r for r in found if rel is None or r.score >= rel.floor)
+            hits.absent = rel is not None and rel.absent
+            return hits
+        scores = (data.vectors @ q)[data.vec_index]
         keep = data.mask(filters)
         if keep is not None:
             scores = np.where(keep, scores, -np.inf)
-        return [data.result(i, scores[i]) for i in _top(scores, k, offset) if np.isfinite(scores[i])]
+        return self._best(data, scores, k, offset, cut)
+
+    @staticmethod
+    def _best(data: _Data, scores: np.ndarray, k: int, offset: int, cut: bool, rows: np.ndarray | None = None) -> Hits:
+        rel = relevance(scores) if cut else None
+        if rel is not None:
+            scores = np.where(scores >= rel.floor, scores, -np.inf)
+        hits = Hits(data.result(i if rows is None else rows[i], scores[i]) for i in _top(scores, k, offset)
+                    if np.isfinite(scores[i]))
+        hits.absent = rel is not None and rel.absent
+        return hits
+
+    def _sample(self, data: _Data) -> np.ndarray:
+        """Up to `SAMPLE` stored vectors (past the exact limit), read once per catalog version."""
+        if getattr(data, "sample", None) is None:
+            table = self.catalog.vector_table(self.space)
+            read = None if table is None else table.search().select(["vector"]).limit(SAMPLE).to_arrow()
+            data.sample = (np.zeros((0, self.encoder.embed_dim), np.float32) if read is None
+                           else fixed_list_to_numpy(read["vector"]))
+        return data.sample
+
+    def browse(self, k: int = 200, offset: int = 0, filters: Filters = Filters(), newest: bool = True,
+               fresh: bool = True) -> Hits:
+        """All the photos the filters keep, newest (or oldest) first: the library when nothing is asked."""
+        data = self.data(fresh)
+        order = data.newest_first if newest else data.newest_first[::-1]
+        keep = data.mask(filters)
+        if keep is not None:
+            order = order[keep[order]]
+        hits = Hits(data.result(i, 0.0) for i in order[offset:offset + k])
+        hits.total = len(order)
+        return hits
 
     def _filtered(self, data: _Data, filters: Filters) -> _Subset | None:
         """The photos `filters` keeps, prepared the exact way or the pre-filtered ANN way (see the top);

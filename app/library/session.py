@@ -4,6 +4,9 @@
 user has since replaced are known and dropped; `more` asks for the next page and `again` for what is
 shown, up to date (the library changed). `answer` runs one request. Relevance pages come from the
 searcher; a date sort takes the best `DATE_SORT_LIMIT` matches, orders them by date and pages them.
+A request with no terms and `browse` set lists the library itself, newest first (or oldest, by the
+sort), filters applied: what the window shows before anything is typed. With `cut`, a search shows only
+the matches above its relevance floor (`relevance`), and says when nothing stood out (`absent`).
 Not `fresh`: the answer comes at once from the photos already loaded; if the catalog had changed
 since, `early(first)` receives that answer and the returned one is answered again, up to date. No Qt.
 """
@@ -34,11 +37,22 @@ class SearchRequest:
     offset: int = 0
     k: int = 200
     fresh: bool = False              # wait for the latest catalog rather than answer from what is loaded
+    browse: bool = False             # no terms: the library itself, by date
+    cut: bool = False                # only matches above the relevance floor
     generation: int = 0
 
     @property
     def empty(self) -> bool:
         return not (self.text.strip() or self.images or self.similar)
+
+    @property
+    def browsing(self) -> bool:
+        return self.browse and self.empty
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to answer (no terms, and not browsing)."""
+        return self.empty and not self.browse
 
 
 @dataclass
@@ -47,6 +61,8 @@ class SearchAnswer:
     results: list = field(default_factory=list)
     more: bool = False               # another page follows
     seconds: float = 0.0
+    absent: bool = False             # nothing stood out: only the closest few are shown
+    total: int | None = None         # browsing: how many photos the filters keep
 
 
 def day(text: str | None) -> dt.date | None:
@@ -65,8 +81,9 @@ def answer(library, request: SearchRequest, early: Callable[[SearchAnswer], None
         raise QueryError("k must be positive and offset not negative")
     if request.sort not in SORTS:
         raise QueryError(f"'{request.sort}' is not a sort order ({', '.join(SORTS)})")
-    terms = parse(request.text, add=list(request.images), sub=list(request.subtract), similar=list(request.similar))
     filters = Filters.dates(request.after, request.before, request.folder)
+    terms = None if request.browsing else parse(request.text, add=list(request.images), sub=list(request.subtract),
+                                                similar=list(request.similar))
     searcher = library.searcher()
     previous = searcher.loaded
     first = _run(searcher, request, terms, filters, request.fresh)
@@ -79,16 +96,22 @@ def answer(library, request: SearchRequest, early: Callable[[SearchAnswer], None
 
 def _run(searcher, request: SearchRequest, terms, filters, fresh: bool) -> SearchAnswer:
     t0 = time.perf_counter()
+    if terms is None:  # browsing
+        results = searcher.browse(request.k + 1, request.offset, filters, newest=request.sort != "oldest",
+                                  fresh=fresh)
+        return SearchAnswer(request, results[:request.k], len(results) > request.k, time.perf_counter() - t0,
+                            total=results.total)
     if request.sort == "relevance":
-        results = searcher.search(terms, k=request.k + 1, offset=request.offset, filters=filters, fresh=fresh)
-        more = len(results) > request.k
-        results = results[:request.k]
+        hits = searcher.search(terms, k=request.k + 1, offset=request.offset, filters=filters, fresh=fresh,
+                               cut=request.cut)
+        more = len(hits) > request.k
+        results = hits[:request.k]
     else:
-        results = searcher.search(terms, k=DATE_SORT_LIMIT, filters=filters, fresh=fresh)
-        results.sort(key=lambda r: r.taken_at, reverse=request.sort == "newest")
+        hits = searcher.search(terms, k=DATE_SORT_LIMIT, filters=filters, fresh=fresh, cut=request.cut)
+        results = sorted(hits, key=lambda r: r.taken_at, reverse=request.sort == "newest")
         more = len(results) > request.offset + request.k
         results = results[request.offset:request.offset + request.k]
-    return SearchAnswer(request, results, more, time.perf_counter() - t0)
+    return SearchAnswer(request, list(results), more, time.perf_counter() - t0, hits.absent)
 
 
 class Session:
@@ -103,19 +126,19 @@ class Session:
     def ask(self, **fields) -> SearchRequest:
         """A new query (its first page); earlier answers stop being current."""
         self.request = SearchRequest(**{"k": self.page_size, **fields}, generation=next(self._generation))
-        if self.request.empty:
+        if self.request.idle:
             self.last = None
         return self.request
 
     def more(self, shown: int) -> SearchRequest | None:
         """The next page, after the `shown` results; None when there is no query or no more."""
-        if self.request is None or self.request.empty or (self.last is not None and not self.last.more):
+        if self.request is None or self.request.idle or (self.last is not None and not self.last.more):
             return None
         return replace(self.request, offset=shown, k=self.page_size, fresh=False)
 
     def again(self, shown: int) -> SearchRequest | None:
         """The query again, up to date, as many results as are shown (the library changed)."""
-        if self.request is None or self.request.empty:
+        if self.request is None or self.request.idle:
             return None
         return replace(self.request, offset=0, k=max(self.page_size, shown), fresh=True)
 

@@ -20,6 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "active_model": None,
     "next_model": None,  # a model whose image space is being indexed before it becomes active
     "provider": "auto",  # auto | cuda | cpu
+    "int8_image_tower": False,  # index with the model's int8 image tower on the CPU (model.quantize)
     "folders": [],       # watched roots, absolute paths
     "exclude": [],       # glob patterns on names or relative paths, besides hidden and known folders
     "watch": True,
@@ -71,9 +72,10 @@ class Settings:
             self._absorb({**DEFAULTS, **merged}, own=key)
             return value
 
-    def reload(self) -> set[str]:
+    def reload(self, report: bool = True) -> set[str]:
         """Follow changes other processes made to the file; returns the keys whose values changed since
-        the last reload() (this process's own changes are not reported). Cheap when nothing changed."""
+        the last reload() (this process's own changes are not reported). Cheap when nothing changed.
+        `report=False` follows them and returns nothing: the next reload() still reports them."""
         with self._lock:
             try:
                 if _identity(os.stat(self.path)) != self._seen:
@@ -85,6 +87,8 @@ class Settings:
                     self._absorb(dict(DEFAULTS))
             except (ValueError, OSError):
                 pass  # being edited by hand, or unreadable for now: keep what we have
+            if not report:
+                return set()
             changed, self._changed = self._changed, set()
             return changed
 

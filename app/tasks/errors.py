@@ -13,9 +13,15 @@ from model.errors import ModelError
 from model.imagefile import ImageError
 from model.jobs import Cancelled
 
+
+
+class IndexingStopped(Exception):
+    """The window's indexing process failed or kept crashing (`index_process`); the message says so."""
+
+
 # Raised with a message written for the user: shown as it is, never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ModelError, ImageError, CatalogError, CatalogBusy, FolderError,
-                                                 QueryError, Cancelled, CaptionError)
+                                                 QueryError, Cancelled, CaptionError, IndexingStopped)
 
 
 def user_message(e: BaseException) -> str:

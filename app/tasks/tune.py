@@ -13,7 +13,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from app.library.library import Library
 from model.errors import ModelError
 from model.jobs import Cancelled, Job, Progress
 from training import data  # numpy only: the training set's format and its refusal rule, no torch
+
+from .child import child_env as _child_env, stop as _stop
 
 MIN_CAPTIONED = data.MIN_CAPTIONED  # for the window, which may not import training itself
 
@@ -124,29 +125,6 @@ def _command(options: TuneOptions, data_dir: Path, store: Path, base: str) -> li
     if options.dry_run:
         cmd.append("--dry-run")
     return cmd
-
-
-def _child_env() -> dict:
-    """The child finds this copy of Glimpse's packages even when it is not installed."""
-    root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _stop(child: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM (the child stops without installing), then SIGKILL."""
-    if child.poll() is not None:
-        return
-    try:
-        child.send_signal(signal.SIGTERM)
-        child.wait(grace)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-    except ProcessLookupError:
-        pass
 
 
 def run(library: Library, options: TuneOptions, job: Job, on_event: Callable[[dict], None] | None = None) -> Outcome:

@@ -2,14 +2,15 @@
 
     xvfb-run -a -s "-screen 0 1440x900x24" .venv/bin/python docs/screenshots/take.py
 
-Builds a small library in a temporary GLIMPSE_HOME (a tiny locally made model with random weights: no
-pretrained weights can be downloaded here, so the ranking is arbitrary; the window is the real one),
-then shows the main window with results, the preview, the library panel, settings, the first-run
-welcome and the dark theme, and saves each as docs/screenshots/*.png.
+Builds a library of about 200 real photographs (`photos.py`) in a temporary GLIMPSE_HOME, with a tiny
+locally made model with random weights (no pretrained weights can be downloaded here, so a text
+query's ranking is arbitrary: the search screenshot searches with a photo, which random weights
+answer by colour and layout; the window is the real one), then shows the library as it opens, a
+search, the preview, the library panel, settings, the first-run welcome and the dark theme, and saves
+each as docs/screenshots/*.png at 1440×900.
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import sys
@@ -23,28 +24,18 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
 def make_library(home: Path) -> Path:
-    from PIL import Image
+    """A library of about 200 real photographs (`photos.py` gathers them from Debian's packages once)."""
+    import subprocess
 
     import tiny
     from app.library.library import Library
-    from benchmarks.common import _camera_photo
     from model.obtain import import_path
 
+    source = Path(os.environ.get("GLIMPSE_SHOT_PHOTOS", "/tmp/glimpse-real-photos"))
+    if not source.is_dir():
+        subprocess.run([sys.executable, str(OUT / "photos.py"), str(source)], check=True)
     photos = home.parent / "Pictures"
-    cameras = [("Fujifilm", "X100V"), ("Apple", "iPhone 15"), ("Sony", "ILCE-7M4"), ("Canon", "EOS R6")]
-    for album, count, year in (("Holidays 2023", 22, 2023), ("Family", 14, 2024)):
-        folder = photos / album
-        folder.mkdir(parents=True)
-        for i in range(count):
-            path = folder / f"IMG_{year}{i:03d}.jpg"
-            _camera_photo((path, year * 100 + i, (1600, 1200)))
-            exif = Image.Exif()
-            taken = dt.datetime(year, 1 + i % 12, 1 + (7 * i) % 27, 9 + i % 10, 12)
-            exif[0x010F], exif[0x0110] = cameras[i % len(cameras)]
-            exif[0x0132] = taken.strftime("%Y:%m:%d %H:%M:%S")
-            with Image.open(path) as img:
-                img.load()
-                img.save(path, quality=88, exif=exif)
+    shutil.copytree(source, photos)
     (photos / "Family" / "scan_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 half a file")
     lib = Library()
     src = tiny.save_folder(tiny.make_model(seed=0), home.parent / "tiny-clip")
@@ -98,7 +89,7 @@ def main() -> int:
             print("saved", OUT / f"{name}.png", pixmap.width(), "x", pixmap.height())
 
         w = MainWindow()
-        w.setGeometry(0, 0, 1280, 800)
+        w.setGeometry(0, 0, 1440, 900)
         w.show()
         w.start()
         settle(lambda: w.status is not None and w.backend.watcher is not None and w.backend.watcher.idle)
@@ -107,18 +98,20 @@ def main() -> int:
             return (w.last_answer is not None and w.last_answer.request.generation == w.request.generation
                     and not w.backend.searching)
 
-        w.search.set_text("beach at sunset")
-        w.run_search()
-        settle(lambda: answered() and all(w.model.thumbnail(i) is not None for i in range(w.model.rowCount())))
-        w.view.setCurrentIndex(w.model.index(2))
-        shoot(w, "results")
+        def thumbnails_shown():
+            w.view.flush_layout()
+            shown = [i for i in range(w.model.rowCount())
+                     if w.view.visualRect(w.model.index(i)).intersects(w.view.viewport().rect())]
+            return all(w.model.thumbnail(i) is not None for i in shown)
+
+        settle(lambda: answered() and w.request.browsing and thumbnails_shown(), extra=1.0)
+        shoot(w, "results")  # the library as it opens: newest first, by month
 
         mime = QMimeData()
-        mime.setUrls([QUrl.fromLocalFile(str(photos / "Family" / "IMG_2024003.jpg"))])
+        mime.setUrls([QUrl.fromLocalFile(str(sorted((photos / "Nature").iterdir())[3]))])
         w.take(mime)
-        w.search.set_text("at night")
-        w.run_search()
-        settle(lambda: answered() and all(w.model.thumbnail(i) is not None for i in range(w.model.rowCount())))
+        settle(lambda: answered() and not w.request.browsing and thumbnails_shown(), extra=1.0)
+        w.view.setCurrentIndex(w.model.index(2))
         shoot(w, "image-query")
 
         w.open_preview(w.model.index(0))
@@ -140,6 +133,8 @@ def main() -> int:
         shoot(dialog, "settings-library")
         dialog.close()
 
+        w.search.clear()
+        settle(lambda: answered() and w.request.browsing and thumbnails_shown(), extra=1.0)
         apply_theme("dark")
         settle()
         shoot(w, "results-dark")
@@ -150,7 +145,7 @@ def main() -> int:
         os.environ["GLIMPSE_HOME"] = str(home.parent / "fresh")
         os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # as offline as this machine
         first = MainWindow()
-        first.setGeometry(0, 0, 1280, 800)
+        first.setGeometry(0, 0, 1440, 900)
         first.show()
         first.start()
         settle(lambda: first.status is not None)

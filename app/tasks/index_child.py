@@ -1,0 +1,176 @@
+"""The window's indexing process: `python -m app.tasks.index_child`, driven by `app.tasks.index_process`.
+
+It runs `Library.update` (scan, decoders, the image model, the catalog's writes, under the catalog's
+writer lock) away from the window, and speaks in JSON lines. Its first line on stdin is the request:
+{"paths": {data, cache, config}, "only": [paths] or null, "batch_size": n, "crashed": [files]} to index
+(after recording the files that crashed an earlier run as problems), or {"paths", "probe": [files]} to
+open the given files one at a time, and nothing else (finding which file crashed the decoder). Then
+"pause", "resume" and "cancel" lines may follow; the end of stdin means the window is gone, and this
+process ends at once (the catalog keeps every commit; the rest is redone next time).
+
+On stdout, one event a line: {"event": "progress", …Progress}, {"event": "wait", "message"} (another
+process holds the writer lock), {"event": "decoding", "file": FileInfo} and {"event": "decoded",
+"path"} around each file a decoder opens, then {"event": "result", …} or {"event": "error", "message"}.
+A native crash ends the process with no result: the files between "decoding" and "decoded" are the
+suspects. Anything else written to stdout (a library's print) goes to stderr, the log.
+
+Test hook: `GLIMPSE_TEST_DECODER_PLUGIN` names a module imported before any work (the tests' Pillow
+plugin that aborts the process on one file). It is for tests only.
+"""
+from __future__ import annotations
+
+import faulthandler
+import importlib
+import json
+import os
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+CRASHED = "crashed the decoder"  # the reason shown for a file that ended the indexing process
+PLUGIN_ENV = "GLIMPSE_TEST_DECODER_PLUGIN"
+NICE = 10  # below the window: its GUI thread and searches come first on a busy CPU
+
+_out = None
+_out_lock = threading.Lock()
+
+
+def emit(event: dict) -> None:
+    """One event to the window. A window that is gone ends this process."""
+    line = (json.dumps(event, default=str) + "\n").encode("ascii")  # lone surrogates travel as \\udcxx
+    try:
+        with _out_lock:
+            _out.write(line)
+            _out.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        os._exit(1)
+
+
+def _listen(control) -> None:
+    for line in sys.stdin:
+        word = line.strip()
+        if word == "pause":
+            control.pause()
+        elif word == "resume":
+            control.resume()
+        elif word == "cancel":
+            control.cancel()
+    os._exit(0)  # stdin closed: the window is gone (or killed); commits made so far are kept
+
+
+def _files(rows) -> list:
+    from app.library.scanner import FileInfo
+
+    return [FileInfo(**row) for row in rows or ()]
+
+
+def record_crashes(library, files) -> None:
+    """Problem rows for files that crashed the decoder: as unreadable files, skipped until they change."""
+    from app.library import photo
+
+    rows = [{"path": f.path, "root": f.root, "size": f.size, "mtime_ns": f.mtime_ns, "hash": None,
+             "status": "error", "error": CRASHED, "taken_at": photo.wall_clock(f.mtime_ns / 1e9)} for f in files]
+    if rows:
+        library.catalog.commit(rows).result()
+
+
+def probe(library, files) -> None:
+    """Open each file as indexing does (metadata, then pixels for each model being indexed), one at a time."""
+    from app.library import photo
+
+    configs = [library.encoder().preprocess]
+    nxt = library.next_encoder()
+    if nxt is not None:
+        configs.append(nxt.preprocess)
+    for info in files:
+        emit({"event": "decoding", "file": asdict(info)})
+        try:
+            photo.read_meta(info.path, info.mtime_ns / 1e9)
+            for cfg in configs:
+                photo.load(info.path, info.mtime_ns / 1e9, cfg)
+        except Exception:  # noqa: BLE001 - an error is the indexer's to report; only a crash counts here
+            pass
+        emit({"event": "decoded", "path": info.path})
+
+
+def update(library, request: dict, control):
+    from app.library.indexer import Summary
+    from app.library.library import Update
+    from app.library.lock import CatalogBusy
+    from app.library.scanner import Plan
+
+    def on_wait(message: str) -> None:
+        emit({"event": "wait", "message": message})
+
+    def on_decode(info, starting: bool) -> None:
+        emit({"event": "decoding", "file": asdict(info)} if starting else {"event": "decoded", "path": info.path})
+
+    try:
+        with library.catalog.lock.hold("indexing", on_wait, lambda: control.cancelled):
+            record_crashes(library, _files(request.get("crashed")))
+            return library.update(progress=lambda p: emit({"event": "progress", **asdict(p)}), control=control,
+                                  only=request.get("only"), batch_size=int(request.get("batch_size") or 32),
+                                  on_wait=on_wait, on_decode=on_decode)
+    except CatalogBusy:  # cancelled while another process held the catalog
+        return Update(Plan(), Summary(cancelled=True))
+
+
+def result(u) -> dict:
+    """What the window needs of an `Update` (how many files changed, not which: a first run has them all)."""
+    plan = u.plan
+    return {"event": "result", "summary": asdict(u.summary), "switched_to": u.switched_to, "repaired": u.repaired,
+            "caption_folders": u.caption_folders,
+            "plan": {"changes": plan.changes, "unchanged": plan.unchanged, "problems": plan.problems,
+                     "skipped_roots": plan.skipped_roots, "kept": plan.kept, "linked_dirs": plan.linked_dirs,
+                     "mount_points": plan.mount_points}}
+
+
+def main() -> int:
+    global _out
+    # stdout is ours alone: what anything else prints there goes to stderr (the log).
+    _out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    faulthandler.enable()  # a native crash leaves its stack in the log
+    try:
+        os.nice(NICE)
+    except (AttributeError, OSError):
+        pass
+    if os.environ.get(PLUGIN_ENV):
+        importlib.import_module(os.environ[PLUGIN_ENV])
+    request = json.loads(sys.stdin.readline() or "{}")
+    if "paths" not in request:
+        return 2
+
+    from app.library.library import Library
+    from app.library.paths import Paths
+    from model.jobs import Control
+
+    from .errors import USER_ERRORS, user_message
+
+    control = Control()
+    control.yield_when_paused = True  # paused, the update ends at its next batch and gives back the lock
+    threading.Thread(target=_listen, args=(control,), daemon=True, name="window").start()
+    library = Library(Paths(**{k: Path(v) for k, v in request["paths"].items()}))
+    try:
+        if request.get("probe"):
+            probe(library, _files(request["probe"]))
+            emit({"event": "result"})
+        else:
+            emit(result(update(library, request, control)))
+        return 0
+    except Exception as e:  # noqa: BLE001 - said to the window as one line
+        expected = isinstance(e, USER_ERRORS)
+        if not expected:
+            import traceback
+
+            traceback.print_exc()
+        emit({"event": "error", "message": getattr(e, "window_message", None) or user_message(e),
+              "expected": expected})
+        return 1
+    finally:
+        library.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
