@@ -31,6 +31,7 @@ bench: setup
 	$(BIN)/python benchmarks/rescan.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/gui_responsiveness.py
+	$(BIN)/python benchmarks/browse_scroll.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -5,8 +5,8 @@ longest GUI-thread stall while flicking through the justified grid.
 
 A real catalog on disk holds `--photos` photos (random vectors, shapes of four kinds, dates over ten
 years: month headers throughout), read by the real `Searcher`; the real grid (`ResultsView`, justified
-rows, month headers) and `ResultsModel` page through it as the window does (a page of `PAGE` when the
-view reaches the end). Thumbnails come from a handful of 256 px files (their making is measured by
+rows, month headers) and `ResultsModel` page through it as the window does (a first page of `PAGE`,
+then `BROWSE_PAGE` each time the view reaches the end). Thumbnails come from a handful of 256 px files (their making is measured by
 gui_responsiveness.py). Reported: the browse answer for the first page (worker thread), the time to lay
 out each appended page (GUI thread), one repaint, and the longest stall seen by a 5 ms timer probe while
 the view moves one screen every 16 ms (a flick at 60 frames a second) for `--screens` screens.
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     from app.gui.results import ResultsModel
     from app.gui.thumbs import ThumbnailLoader
     from app.gui.window import PAGE
-    from app.library.session import SearchRequest, answer
+    from app.library.session import BROWSE_PAGE, SearchRequest, answer
     from probe import StallProbe
 
     t = time.perf_counter()
@@ -84,8 +84,8 @@ def main(argv=None) -> int:
     view.set_grouped(True)
     view.show()
 
-    def page(offset: int):
-        return answer(lib, SearchRequest(browse=True, offset=offset, k=PAGE))
+    def page(offset: int):  # as the window's session asks: a first page, then bigger ones
+        return answer(lib, SearchRequest(browse=True, offset=offset, k=BROWSE_PAGE if offset else PAGE))
 
     t = time.perf_counter()
     first = page(0)

@@ -196,7 +196,7 @@ def main(argv=None) -> int:
             results.append(Result(str(link), 1 - i / 1e5, 1_600_000_000 + i, 1, 4032, 3024))
         w.search.clear()
         w.run_search()  # the library itself; once it is shown, an idle query that nothing refreshes
-        wait(app, lambda: w.last_answer is not None and w.last_answer.request is w.request and not w.backend.searching)
+        wait(app, lambda: w.last_answer is not None and w.session.current(w.last_answer) and not w.backend.searching)
         w.session.ask()
         w._refresh_timer.stop()
         w.model.set_results(results, more=False)

@@ -89,7 +89,8 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             catalog = Catalog(Path(tmp) / "catalog")
             todo = plan(catalog, [str(folder)], Exclusions(), stored.image_space).todo[: args.n]
-            indexer = Indexer(catalog, enc or encoder, batch_size=args.batch, workers=args.workers)
+            indexer = Indexer(catalog, enc or encoder, batch_size=args.batch, workers=args.workers,
+                              gpu=False)  # the CPU pipeline is what this measures
             with PeakMemory() as mem:
                 t0 = time.perf_counter()
                 summary = indexer.run(todo)

@@ -37,7 +37,7 @@ import numpy as np
 from .imagefile import ImageError, is_raw
 from .jobs import Cancelled, Control
 from .preprocess import PreprocessConfig, _keep_ratio, _resized_shortest, open_image, to_array
-from .runtime import CUDA, cpu_threads, cuda_missing, make_session
+from .runtime import CPU, CUDA, cpu_threads, cuda_missing, device_label, make_session
 from .store import StoredModel
 
 INSTALL_HINT = "nvImageCodec is not installed (pip install glimpse[gpu])"
@@ -98,15 +98,15 @@ def gpu_name() -> str:
     return "NVIDIA GPU"
 
 
-def describe(provider: str = "auto", reason: str | None = None) -> str:
-    """Which pipeline indexing will use, for people: 'GPU: NVIDIA H200, decode on GPU'. `reason`: why the
-    GPU pipeline is not in use, when the caller knows better (it failed during a run)."""
-    reason = reason or unavailable_reason(provider)
-    if reason is None:
+def describe(provider: str = "auto") -> str:
+    """Where indexing will encode, for people, in the words progress uses (`model.runtime.Encoder.device`):
+    "GPU: NVIDIA H200, decode on GPU", "GPU: NVIDIA H200, decode on CPU", "CPU, 2 threads". Why not the
+    GPU pipeline: `unavailable_reason`."""
+    if unavailable_reason(provider) is None:
         return f"GPU: {gpu_name()}, decode on GPU"
     if _preference(provider) != "cpu" and cuda_missing() is None:
-        return f"GPU: {gpu_name()}, decode on CPU ({phrase(reason)})"
-    return f"CPU: {cpu_threads()} threads, decode on CPU ({phrase(reason)})"
+        return f"GPU: {gpu_name()}, decode on CPU"
+    return device_label([CPU])
 
 
 def phrase(reason: str) -> str:
@@ -309,6 +309,7 @@ class GpuPipeline:
         self.fp16_note = "" if fp16 else "fp16 not asked for"
         self._pool = ThreadPoolExecutor(workers or cpu_threads(), thread_name_prefix="jpeg-cpu")
         self.stats = {"device_decoded": 0, "cpu_decoded": 0, "arrays": 0}
+        self.closed = False
 
     def describe(self) -> str:
         where = f"GPU: {gpu_name()}" if self.device == "cuda" else "CPU (GPU pipeline code)"
@@ -316,6 +317,7 @@ class GpuPipeline:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self.closed = True
 
     # -- decode + preprocess ---------------------------------------------------------------------
     def preprocess(self, sources: Sequence) -> tuple[object, list[str | None]]:

@@ -19,6 +19,8 @@ ViT-B-32. Agreement on trained weights cannot be checked here, which is why int8
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -70,29 +72,39 @@ def agreement(fp32_path: Path, int8_path: Path, pixels: np.ndarray) -> np.ndarra
 def quantize(store: ModelStore, model_id: str, say: Callable[[str], None] | None = None) -> StoredModel:
     """Make `model_id`'s int8 image tower, check it against fp32 and add it to the model's folder.
 
-    The file is written beside the model and renamed into place, then the manifest is replaced
-    (both atomic): a crash leaves the model as it was. Returns the model as stored now."""
+    Everything is made in a staging folder of the store (swept at its next open if this process dies),
+    from a hard link (or copy) of `visual.onnx` there, since ONNX Runtime writes a shape-inferred copy
+    of its input beside it. The file is then added by `ModelStore.add_file` (a name of its own, then
+    the manifest): a crash leaves the model as it was. Returns the model as stored now."""
     say = say or (lambda _text: None)
     model = store.get(model_id)
     model.verify()
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its "pre-process" advice
-    with store.staging() as tmp:  # swept at the store's next open if this process dies here
-        staged = tmp / INT8_FILE
-        say(f"Quantising the image tower of '{model_id}' to int8…")
+    with store.staging() as tmp:
+        source, staged = tmp / "visual.onnx", tmp / INT8_FILE
         try:
-            quantize_dynamic(model.visual_path, staged, weight_type=QuantType.QInt8)
+            os.link(model.visual_path, source)  # files in the store are never written in place
+        except OSError:
+            shutil.copyfile(model.visual_path, source)
+        say(f"Quantising the image tower of '{model_id}' to int8…")
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(max(level, logging.ERROR))  # it warns on the root logger ("pre-process" advice)
+        try:
+            quantize_dynamic(source, staged, weight_type=QuantType.QInt8)
         except Exception as e:
             raise QuantizeError(f"ONNX Runtime could not quantise '{model_id}' "
                                 f"({str(e).splitlines()[0][:200]}).") from e
+        finally:
+            root.setLevel(level)
         say("Checking its vectors against the fp32 tower…")
         cosine = agreement(model.visual_path, staged, check_images(model.preprocess))
         if float(cosine.min()) < AGREEMENT:
             raise QuantizeError(f"The int8 tower of '{model_id}' disagrees with fp32 (cosine as low as "
                                 f"{cosine.min():.4f}, below {AGREEMENT}); it was not installed.")
-        info = {"file": INT8_FILE, "from": model.manifest["files"]["visual.onnx"],
+        info = {"from": model.manifest["files"]["visual.onnx"],
                 "method": "onnxruntime quantize_dynamic, int8 weights",
                 "onnxruntime": onnxruntime.__version__, "check_images": int(len(cosine)),
                 "cosine_min": round(float(cosine.min()), 6), "cosine_mean": round(float(cosine.mean()), 6)}

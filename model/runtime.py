@@ -126,7 +126,7 @@ class Encoder:
     """Encodes images and texts with a stored model. Thread-safe; sessions open on first use.
 
     `int8`: index with the model's int8 image tower (`glimpse models quantize`, see model.quantize) where
-    it has one and the session runs on the CPU; its vectors share the fp32 tower's image space."""
+    it has one and the image session really runs on the CPU; its vectors share the fp32 tower's image space."""
 
     def __init__(self, model: StoredModel, provider: str = "auto", int8: bool = False):
         self.model = model
@@ -135,6 +135,7 @@ class Encoder:
         self.preprocess: PreprocessConfig = model.preprocess
         self._lock = threading.Lock()
         self._visual = self._textual = None
+        self._visual_file: Path | None = None
         self._tokenizer: Tokenizer | None = None
         self._device: str | None = None
         self._local = threading.local()  # this thread's run options (see `stopped_by`)
@@ -154,19 +155,33 @@ class Encoder:
     def _session(self, which: str):
         with self._lock:
             if which == "visual" and self._visual is None:
-                self._visual = make_session(self.visual_file, self.provider)
+                self._visual, self._visual_file = self._open_visual()
             if which == "textual" and self._textual is None:
                 self._textual = make_session(self.model.textual_path, self.provider)
                 self._tokenizer = Tokenizer(self.model.tokenizer_path, self.model.manifest["tokenizer"])
         return self._visual if which == "visual" else self._textual
 
+    def _open_visual(self):
+        """The image session and its file. The int8 tower is chosen by where the session really runs: a
+        CUDA session that fell back to the CPU (a missing CUDA library) runs int8 too. An int8 file that
+        does not load (damaged) leaves the fp32 tower in use: it is optional."""
+        int8 = self.model.int8_path if self.int8 else None
+        wants_cpu = providers_for(self.provider)[0] == CPU
+        if int8 is None or not wants_cpu:
+            session = make_session(self.model.visual_path, self.provider)
+            if int8 is None or session.get_providers()[0] != CPU:
+                return session, self.model.visual_path
+        try:
+            return make_session(int8, "cpu"), int8
+        except CorruptModel:
+            return make_session(self.model.visual_path, self.provider), self.model.visual_path
+
     @property
     def visual_file(self) -> Path:
-        """The image tower this encoder runs: the int8 one when asked for, made, and on the CPU."""
-        int8 = self.model.int8_path if self.int8 else None
-        if int8 is None or providers_for(self.provider)[0] != CPU:
-            return self.model.visual_path
-        return int8
+        """The image tower this encoder runs (opens the image session): the int8 one when asked for, made,
+        and the session runs on the CPU."""
+        self._session("visual")
+        return self._visual_file
 
     @property
     def image_tower(self) -> str:

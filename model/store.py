@@ -3,6 +3,8 @@
 A folder holds `visual.onnx`, `textual.onnx`, `tokenizer.json`, `open_clip_config.json` and
 `manifest.json` (architecture, lineage, embedding size, preprocessing, tokenizer, checksums, image
 space). Fine-tuned models (a later feature) will add their open_clip weights as safetensors.
+An optional int8 image tower (`visual.int8-SHA.onnx`, `glimpse models quantize`) is described under
+`int8` in the manifest, not among its `files`: missing or damaged, the model opens and runs fp32.
 
 The **image space** names the vectors a model's image tower makes: by default the first 16 hex digits
 of the sha256 of `visual.onnx`, so two models with the same image tower share their photo vectors and
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .errors import CorruptModel, ModelExists, ModelNotFound
+from .errors import CorruptModel, ModelError, ModelExists, ModelNotFound
 from .preprocess import PreprocessConfig
 
 MANIFEST = "manifest.json"
@@ -86,7 +88,9 @@ class StoredModel:
         """The int8 image tower made from this model's `visual.onnx` (`glimpse models quantize`), if it is
         there whole (by its size; `int8_problem` says why not). It is optional: without it the model runs
         its fp32 tower."""
-        return None if self.int8_problem else self.path / self.manifest["int8"]["file"]
+        if not self.manifest.get("int8") or self.int8_problem:
+            return None
+        return self.path / self.manifest["int8"]["file"]
 
     @property
     def int8_problem(self) -> str | None:
@@ -203,8 +207,8 @@ class ModelStore:
         path = self.root / model_id
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+            dict(manifest["files"])
             sizes = manifest.get("sizes", {})
-            manifest["files"]["visual.onnx"]
             for key in ("embed_dim", "preprocess", "tokenizer"):
                 manifest[key]
         except FileNotFoundError:
@@ -291,8 +295,6 @@ class ModelStore:
         deleted. A crash at any point leaves a model that opens, at worst with an extra file. If `info`
         has `from` (the sha256 of `visual.onnx` it was made from) and the model's image tower changed
         meanwhile (a re-import by another process), nothing is written and ModelError says so."""
-        from .errors import ModelError
-
         path = self.get(model_id).path
         digest, size = sha256(staged), staged.stat().st_size
         name = f"{Path(staged.name).stem}-{digest[:SPACE_DIGITS]}{staged.suffix}"
@@ -301,7 +303,7 @@ class ModelStore:
             os.replace(staged, target)
         current = self.get(model_id).manifest  # as it is now: another process may have changed it
         if "from" in info and current["files"].get("visual.onnx") != info["from"]:
-            if target.parent.exists() and name not in json.dumps(current):
+            if name != (current.get(key) or {}).get("file") and name not in current["files"]:
                 target.unlink(missing_ok=True)
             raise ModelError(f"Model '{model_id}' changed while its {key} file was made: run it again.")
         old = (current.get(key) or {}).get("file")

@@ -22,7 +22,7 @@ from conftest import ROOT
 
 from model import gpu_pipeline
 from model.preprocess import PreprocessConfig, open_image, to_array
-from model.runtime import Encoder, cuda_missing
+from model.runtime import Encoder, cpu_threads, cuda_missing
 
 try:
     gpu_pipeline._import_nvimgcodec()
@@ -56,21 +56,54 @@ def test_without_a_gpu_indexing_falls_back_to_the_cpu_with_the_reason(library, t
     if cuda_missing():  # onnxruntime without CUDA, or no driver: that is the reason given
         assert reason == cuda_missing()
     assert gpu_pipeline.pipeline_for(library.encoder().model) == (None, reason)
-    assert "decode on CPU" in gpu_pipeline.describe() and gpu_pipeline.phrase(reason) in gpu_pipeline.describe()
+    expected = f"CPU, {cpu_threads()} threads" if cuda_missing() else f"GPU: {gpu_pipeline.gpu_name()}, decode on CPU"
+    assert gpu_pipeline.describe() == expected
 
     photos = tmp_path / "Photos"
     make_photos(photos, 3)
     library.folders.add(str(photos))
-    summary = library.update().summary
+    seen = []
+    summary = library.update(progress=seen.append).summary
     assert summary.encoded == 3 and summary.errors == 0
-    assert summary.device == gpu_pipeline.describe()  # what progress and doctor show: CPU, and why
-    assert summary.device.startswith(("CPU: ", "GPU: ")) and gpu_pipeline.phrase(reason) in summary.device
+    # One wording: what progress showed (the CLI's bar, the window's job bar) is the summary's device.
+    assert summary.device == expected and {p.device for p in seen if p.stage == "Indexing"} == {expected}
+    assert summary.gpu_note == gpu_pipeline.phrase(reason)  # and why not the GPU, apart
+
+
+def test_switching_models_in_the_window_never_asks_for_the_gpu_pipeline(library, tmp_path, monkeypatch):
+    """`tasks.activate` runs inside the window's process (ActivateTask), which must never load torch: it
+    indexes without the GPU pipeline unless asked (the CLI asks). Whether the pipeline is asked for is
+    seen through `pipeline_for`, the one door to it."""
+    from app import tasks
+    from conftest import make_photos
+    from model.jobs import Job
+
+    import json
+    import shutil
+
+    def another_model(name: str, space: str) -> str:  # another image tower: switching to it re-indexes
+        folder = library.paths.models / name
+        shutil.copytree(library.models.active().path, folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").write_text(json.dumps(dict(manifest, id=name, image_space=space)))
+        return name
+
+    make_photos(tmp_path / "Photos", 2)
+    library.folders.add(str(tmp_path / "Photos"))
+    library.update(gpu=False)
+    asked = []
+    real = gpu_pipeline.pipeline_for
+    monkeypatch.setattr(gpu_pipeline, "pipeline_for", lambda *a, **kw: asked.append(a) or real(*a, **kw))
+    assert tasks.activate(library, another_model("other", "a" * 16), Job(lambda p: None))
+    assert library.models.active_id == "other" and asked == []
+    assert tasks.activate(library, another_model("third", "b" * 16), Job(lambda p: None), gpu=True)
+    assert library.models.active_id == "third" and len(asked) == 1  # the CLI's way: the GPU pipeline where it runs
 
 
 def test_cpu_chosen_in_the_settings_is_the_reason(monkeypatch):
     monkeypatch.setenv("GLIMPSE_PROVIDER", "cpu")
     assert gpu_pipeline.unavailable_reason() == "the CPU was chosen in the settings (provider: cpu)"
-    assert gpu_pipeline.describe().endswith("decode on CPU (the CPU was chosen in the settings (provider: cpu))")
+    assert gpu_pipeline.describe() == f"CPU, {cpu_threads()} threads"
 
 
 def test_asking_whether_it_can_run_loads_no_torch():
@@ -261,7 +294,7 @@ def test_indexer_through_the_pipeline_matches_the_cpu_run(tmp_path, pipeline, ti
 
     summary_cpu, rows_cpu, vectors_cpu = _index(tmp_path / "cpu", tmp_path / "Photos", tiny_stored, False)
     assert summary_cpu.encoded == 14 and summary_cpu.errors == 1
-    assert summary_cpu.device.endswith("(the GPU pipeline was not asked for)")
+    assert summary_cpu.gpu_note == "the GPU pipeline was not asked for"
     keys = ("status", "width", "height", "hash", "format")
     assert {n: tuple(r[k] for k in keys) for n, r in rows.items()} == \
         {n: tuple(r[k] for k in keys) for n, r in rows_cpu.items()}
@@ -290,13 +323,16 @@ def test_a_gpu_failure_mid_run_falls_back_and_loses_no_rows(tmp_path, tiny_store
     _mixed_folder(tmp_path / "Photos")
     try:
         summary, rows, vectors = _index(tmp_path / "catalog", tmp_path / "Photos", tiny_stored, failing)
+        closed_by_the_indexer = failing.closed
     finally:
         failing.close()
     assert failing.calls == 2  # after the failure, the GPU pipeline is not used again in this run
+    assert closed_by_the_indexer  # and its workers are stopped
     assert summary.done == 16 and summary.encoded == 14 and summary.errors == 1 and summary.reused == 1
     assert len(rows) == 16 and sum(v is not None for v in vectors.values()) == 15
-    assert summary.device.endswith("decode on CPU (the GPU pipeline failed during the run "
-                                   "(RuntimeError: CUDA error: an illegal memory access was encountered))")
+    assert summary.device == f"CPU, {cpu_threads()} threads"  # the CPU encoder of `_index`
+    assert summary.gpu_note == ("the GPU pipeline failed during the run "
+                                "(RuntimeError: CUDA error: an illegal memory access was encountered)")
 
 
 @needs_nvimgcodec

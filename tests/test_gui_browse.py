@@ -111,6 +111,17 @@ def test_justified_rows_keep_shapes_and_fill_the_width(qtbot, library, tmp_path)
         widths = {(w.model.result(i).width, w.model.result(i).height): view.visualRect(w.model.index(i)).width()
                   for i in range(full_rows(view)[0].first, full_rows(view)[0].end)}
         assert len(set(widths.values())) > 1
+    # Zooming and resizing keep the photo at the top of the view where it was (no creeping by a row).
+    lay = view.layout_
+    view.verticalScrollBar().setValue(lay.rows[2].y + 10)
+    anchor = lay.rows[2].first
+    for change in (lambda: view.zoom(1), lambda: view.zoom(-1), lambda: view.zoom(1), lambda: view.zoom(-1),
+                   lambda: (w.resize(1000, 800), qtbot.wait(100), view.flush_layout()),
+                   lambda: (w.resize(1600, 800), qtbot.wait(100), view.flush_layout())):
+        change()
+        top = view.verticalOffset()
+        row = lay.rows[lay.rows_between(top, top)[0]]
+        assert row.first <= anchor < row.end, ("the photo at the top stays at the top", view.verticalScrollBar().maximum(), top, [(r.y, r.first) for r in lay.rows])
     close_window(qtbot, w)
 
 

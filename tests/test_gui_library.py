@@ -298,3 +298,16 @@ def test_the_last_search_comes_back_only_when_asked(qtbot, library, tmp_path):
     qtbot.waitUntil(lambda: w.search.text == "snow at night" and answered(w) and w.model.rowCount() == 4,
                     timeout=WAIT)
     close_window(qtbot, w)
+
+
+def test_a_folder_that_cannot_be_indexed_is_told_once(qtbot, library, tmp_path):
+    photos = make_photos(tmp_path / "Photos", 2)[0].parent
+    (photos / "loop").symlink_to(photos, target_is_directory=True)  # a folder that holds itself
+    w = indexed_window(qtbot, library, [photos], photos=2)
+    qtbot.waitUntil(lambda: "Some photos cannot be indexed" in w.notice.text(), timeout=WAIT)
+    assert "loop" in w.notice.text() and "not followed" in w.notice.text()
+    w.notice.hide()
+    w.backend.rescan()
+    wait_idle(qtbot, w, photos=2)
+    assert not w.notice.isVisible()  # said once, not after every rescan
+    close_window(qtbot, w)

@@ -52,7 +52,8 @@ def _probe_providers(preference: str) -> list[str]:
 
 def pipeline(provider: str) -> tuple[str, str | None]:
     """Which indexing pipeline will run, in words, and why not the GPU one (None when it runs).
-    The GPU pipeline's own check (`model.gpu_pipeline.unavailable_reason`) decides; nothing is started."""
+    The GPU pipeline's own check (`model.gpu_pipeline.unavailable_reason`) decides: where an NVIDIA driver
+    and nvImageCodec are there, it starts a GPU JPEG decoder (a CUDA context), but loads no model and no torch."""
     from model import gpu_pipeline
     from model.runtime import cpu_threads, cuda_missing
 
@@ -62,6 +63,19 @@ def pipeline(provider: str) -> tuple[str, str | None]:
     if provider != "cpu" and os.environ.get("GLIMPSE_PROVIDER", "").lower() != "cpu" and cuda_missing() is None:
         return f"CPU decode + ONNX Runtime CUDA, on {gpu_pipeline.gpu_name()}", why_not
     return f"CPU decode + ONNX Runtime on the CPU ({cpu_threads()} threads)", why_not
+
+
+def _int8(model, setting_on: bool) -> str:
+    """Whether the active model has an int8 image tower, and whether indexing uses it."""
+    problem = model.verify_int8()
+    if not model.manifest.get("int8"):
+        return ("none: make it with `glimpse models quantize` (setting int8_image_tower is on)" if setting_on
+                else "none (`glimpse models quantize --use` makes one and indexes with it on the CPU)")
+    if problem:
+        return f"unusable ({problem}): indexing uses the fp32 tower; `glimpse models quantize` makes it again"
+    if setting_on:
+        return "yes, indexing uses it on the CPU (setting int8_image_tower)"
+    return "yes, not in use (`glimpse models quantize --use` turns it on)"
 
 
 def cmd_doctor(args) -> int:
@@ -93,8 +107,6 @@ def cmd_doctor(args) -> int:
     print(f"  indexing pipeline  {runs}")
     if why_not:
         print(f"  why not the GPU    {why_not[:1].upper()}{why_not[1:]}")
-    if ctx.settings["int8_image_tower"]:
-        print("  image tower        int8 where the model has one (setting int8_image_tower), on the CPU")
     p = ctx.paths
     print(f"Folders:\n  data               {p.data}\n  cache              {p.cache}\n  config             {p.config}")
     print("Model:")
@@ -106,6 +118,7 @@ def cmd_doctor(args) -> int:
         enc = ctx.models.encoder()
         enc.encode_texts(["a test"])
         print(f"  text encoder runs  on {enc.providers_in_use('textual')[0]}")
+        print(f"  int8 tower         {_int8(model, ctx.settings['int8_image_tower'])}")
     except ModelError as e:
         ok = False
         print(f"  problem            {e}")

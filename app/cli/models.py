@@ -36,9 +36,12 @@ def add_parser(sub) -> None:
     exp.add_argument("folder", help="where to write it (created; must be empty if it exists)")
     exp.set_defaults(func=cmd_export)
     q = msub.add_parser("quantize", help="add an int8 image tower to a model (faster indexing on a CPU; "
-                                         "turn it on with --use or in Settings)")
+                                         "turn it on with --use, off with --off, or in Settings)")
     q.add_argument("name", nargs="?", help="model id (default: the active model)")
-    q.add_argument("--use", action="store_true", help="index with the int8 tower from now on")
+    on_off = q.add_mutually_exclusive_group()
+    on_off.add_argument("--use", action="store_true", help="index with the int8 tower from now on")
+    on_off.add_argument("--off", action="store_true",
+                        help="index with the fp32 tower again (quantises nothing; the int8 file stays)")
     q.set_defaults(func=cmd_quantize)
 
 
@@ -88,9 +91,14 @@ def cmd_info(args) -> int:
     par = m.get("parity", {})
     for tower, r in par.items():
         print(f"  parity        {tower}: cosine {r['cosine_min']:.6f}, max abs diff {r['max_abs_diff']:.1e}")
-    if model.int8_path:
-        print(f"  int8 tower    {m['int8']['file']}: cosine to fp32 ≥ {m['int8']['cosine_min']:.4f} "
-              f"on {m['int8']['check_images']} check images")
+    if m.get("int8"):
+        problem = model.verify_int8()
+        if problem is None:
+            print(f"  int8 tower    {m['int8']['file']}: cosine to fp32 ≥ {m['int8']['cosine_min']:.4f} "
+                  f"on {m['int8']['check_images']} check images")
+        else:
+            print(f"  int8 tower    unusable: {problem}; indexing uses the fp32 tower "
+                  f"(make it again with `glimpse models quantize {model.id}`)")
     print(f"  folder        {model.path} ({human_size(model.size_bytes)})")
     model.verify()
     print("  checksums     ok")
@@ -171,7 +179,8 @@ def cmd_use(args) -> int:
     try:
         active = tasks.activate(library, args.name, Job(bar),
                                 on_prepare=lambda message: say(f"{message} Ctrl+C stops; `glimpse index` goes on."),
-                                on_wait=lambda message: say(f"glimpse: {message} (Ctrl+C stops)"))
+                                on_wait=lambda message: say(f"glimpse: {message} (Ctrl+C stops)"),
+                                gpu=True)  # the CLI may load torch: the GPU pipeline where it runs
     finally:
         bar.close()
         library.close()
@@ -193,15 +202,23 @@ def cmd_quantize(args) -> int:
     from model.quantize import quantize
 
     ctx = Context()
+    if args.off:
+        ctx.settings["int8_image_tower"] = False
+        print("Indexing uses the fp32 image tower (setting int8_image_tower is off; int8 files are kept).")
+        return 0
     model_id = args.name or ctx.models.active().id
     model = quantize(ctx.models.store, model_id, say=lambda text: print(text, file=sys.stderr, flush=True))
     info = model.manifest["int8"]
-    print(f"Added an int8 image tower to '{model_id}' ({human_size((model.path / info['file']).stat().st_size)}, "
+    print(f"Added an int8 image tower to '{model_id}' ({human_size(model.int8_path.stat().st_size)}, "
           f"cosine to fp32 ≥ {info['cosine_min']:.4f} on {info['check_images']} check images).")
     if args.use:
         ctx.settings["int8_image_tower"] = True
-    if ctx.settings["int8_image_tower"]:
-        print("Indexing uses it on the CPU (setting int8_image_tower is on).")
-    else:
+    if not ctx.settings["int8_image_tower"]:
         print("Index with it: `glimpse models quantize --use`, or Settings → Models → Index with the int8 tower.")
+    elif model_id == ctx.models.active_id:
+        print("Indexing uses it on the CPU (setting int8_image_tower is on; "
+              "`glimpse models quantize --off` turns it off).")
+    else:
+        print(f"Indexing uses it on the CPU once '{model_id}' is the active model (`glimpse models use {model_id}`); "
+              f"the active model is {ctx.models.active_id or 'none'}.")
     return 0

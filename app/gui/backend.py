@@ -78,6 +78,7 @@ class Backend(QObject):
         self.runner.said.connect(self.message)
         self._closed = False
         self.searching = 0  # searches sent and not answered yet
+        self._said: set[str] = set()  # folder problems the user was told of
         self._watch_lock = threading.Lock()
 
     # -- short jobs -----------------------------------------------------------------------------------
@@ -189,6 +190,12 @@ class Backend(QObject):
         elif self.watcher is not None and self.watcher.error:
             self.message.emit(self.watcher.error)
             self.watcher.error = None
+        plan = getattr(task.result, "plan", None)
+        new = [p for p in (plan.problems if plan is not None else []) if p not in self._said]
+        if new:  # a folder that cannot be read hides its photos: say so, once for each
+            self._said.update(new)
+            more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
+            self.message.emit(f"Some photos cannot be indexed: {new[0]}{more}.")
         self.refresh_status()
         self.refresh_errors()
 

@@ -23,6 +23,7 @@ from .justify import Layout
 
 ROW_HEIGHT = 180           # the row height a new window starts with
 ZOOM = (90, 420)           # the row heights Ctrl+wheel and the slider move between
+ZOOM_STEP = 1.12           # one notch of the wheel, one Ctrl+plus
 GAP = 4
 HEADER = 40                # a month's header band
 RELAYOUT_MS = 40           # a resize lays the grid out again at most this often
@@ -106,6 +107,7 @@ class ResultsView(QAbstractItemView):
         self._band = QRubberBand(QRubberBand.Shape.Rectangle, self.viewport())
         self._band_from: QPoint | None = None  # content coordinates where a rubber band started
         self._anchor = QPersistentModelIndex()  # where a Shift+click or Shift+arrow range starts
+        self._kept: tuple[int, float, int] | None = None  # the photo a relayout keeps at the top, and where
         self._relayout = QTimer(self, singleShot=True, interval=RELAYOUT_MS, timeout=self._lay_keeping_place)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
@@ -153,22 +155,34 @@ class ResultsView(QAbstractItemView):
         self.viewport().update()
 
     def _lay_keeping_place(self) -> None:
-        """Lay out again (a new width or zoom), keeping the photo at the top of the view at the top."""
-        anchor = self._first_visible()
+        """Lay out again (a new width or zoom), keeping the photo at the top of the view where it was.
+        Rows regroup at each change, so the photo kept is the one the user last scrolled to, not the first
+        of whatever row it landed in (else each zoom would creep up a row)."""
+        place = self._place()
         self._lay()
-        if anchor is not None:
-            self.verticalScrollBar().setValue(self.layout_.rect(anchor)[1] - GAP)
+        if place is not None:
+            item, within = place
+            x, y, w, h = self.layout_.rect(item)
+            self.verticalScrollBar().setValue(y + round(within * h))
+            self._kept = (item, within, self.verticalOffset())
 
-    def _first_visible(self) -> int | None:
+    def _place(self) -> tuple[int, float] | None:
+        """The photo at the top of the view and how far down its row the view's top is (a fraction of the
+        row's height); None at the very top."""
         top = self.verticalOffset()
-        rows = self.layout_.rows_between(top, top)
-        if not len(rows) or not self.layout_.rows or top <= 0:
+        if self._kept is not None and self._kept[2] == top and self._kept[0] < len(self.layout_.x):
+            return self._kept[:2]
+        lay = self.layout_
+        rows = lay.rows_between(top, top)
+        if top <= 0 or not len(rows) or not lay.rows:
             return None
-        return self.layout_.rows[rows[0]].first
+        row = lay.rows[rows[0]]
+        return row.first, (top - row.y) / max(1, row.height)
 
     def reset(self) -> None:
         super().reset()
         self._hover = QModelIndex()
+        self._kept = None
         self._aspects, self._months = [], []
         self._lay()
 
@@ -381,11 +395,15 @@ class ResultsView(QAbstractItemView):
             self.viewport().update(self.visualRect(old))
         super().leaveEvent(event)
 
+    def zoom(self, steps: float) -> None:
+        """Bigger (steps > 0) or smaller photos: Ctrl+wheel, and the window's Ctrl+plus and Ctrl+minus."""
+        self.set_row_height(round(self.layout_.height * (ZOOM_STEP ** steps)))
+
     def wheelEvent(self, event) -> None:
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = event.angleDelta().y() / 120
             if steps:
-                self.set_row_height(round(self.layout_.height * (1.12 ** steps)))
+                self.zoom(steps)
             event.accept()
             return
         super().wheelEvent(event)
@@ -393,12 +411,6 @@ class ResultsView(QAbstractItemView):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
             self.open_requested.emit(self.currentIndex())
-            return
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier and event.key() in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
-            self.set_row_height(round(self.layout_.height * 1.12))
-            return
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier and event.key() == Qt.Key.Key_Minus:
-            self.set_row_height(round(self.layout_.height / 1.12))
             return
         super().keyPressEvent(event)
 

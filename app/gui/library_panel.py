@@ -31,8 +31,8 @@ def choose_folder(parent: QWidget) -> str | None:
 
 class FoldersView(QWidget):
     """Folders with photo counts and state; add (dialog or drop on the window), remove, rescan."""
-    add_requested = Signal(str)
-    remove_requested = Signal(str)
+    add_requested = Signal(object)
+    remove_requested = Signal(object)
     rescan_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
@@ -100,7 +100,7 @@ class FoldersView(QWidget):
 
 
 class LibraryPanel(QWidget):
-    reveal_requested = Signal(str)
+    reveal_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

@@ -31,7 +31,7 @@ def run(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    app = QApplication.instance() or QApplication(["glimpse", *(argv or [])])  # argv[0] names the window class
     app.setApplicationName("Glimpse")
     app.setApplicationDisplayName("Glimpse")
     app.setOrganizationName("Glimpse")

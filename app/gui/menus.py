@@ -18,6 +18,9 @@ def install_shortcuts(w) -> None:
         (QKeySequence("Ctrl+,"), w.open_settings),
         (QKeySequence("Ctrl+L"), lambda: w.library_button.toggle()),
         (QKeySequence.StandardKey.Quit, w.close),
+        (QKeySequence.StandardKey.ZoomIn, lambda: w.view.zoom(1)),
+        (QKeySequence("Ctrl+="), lambda: w.view.zoom(1)),
+        (QKeySequence.StandardKey.ZoomOut, lambda: w.view.zoom(-1)),
     ]
     for key, slot in shortcuts:
         QShortcut(key, w, activated=slot)

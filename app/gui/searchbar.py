@@ -123,9 +123,10 @@ class SearchBar(QFrame):
 
     def describe(self) -> str:
         """The query as a sentence names it: “red car”, or “this photo” for a picture alone."""
+        pictures = "these photos" if len(self.images) > 1 else "this photo"
         if self.text.strip():
-            return f"“{self.text.strip()}”"
-        return "these photos" if len(self.images) > 1 else "this photo"
+            return f"{pictures} and “{self.text.strip()}”" if self.images else f"“{self.text.strip()}”"
+        return pictures
 
     def set_text(self, text: str) -> None:
         self.edit.setText(text)

@@ -136,7 +136,7 @@ class SettingsDialog(QDialog):
     def __init__(self, backend: Backend, theme: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.backend = backend
-        self.setWindowTitle("Glimpse settings")
+        self.setWindowTitle("Settings")  # Qt adds " — Glimpse"
         self.resize(760, 640)
         lay = QVBoxLayout(self)
         self.tabs = QTabWidget(self)

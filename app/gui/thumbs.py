@@ -17,7 +17,8 @@ CACHE_ITEMS = 3000  # pixmaps kept in memory (256 px JPEGs: ~200 MB at most)
 
 
 class _Relay(QObject):
-    done = Signal(str, object)  # path, QImage | None
+    # object, not str: a path that is not valid UTF-8 (a lone surrogate) would come out of a QString changed.
+    done = Signal(object, object)  # path, QImage | None
 
 
 class _Load(QRunnable):
@@ -37,7 +38,7 @@ class _Load(QRunnable):
 
 
 class ThumbnailLoader(QObject):
-    loaded = Signal(str)  # a path whose thumbnail (or failure) is now known
+    loaded = Signal(object)  # a path (str) whose thumbnail (or failure) is now known
 
     def __init__(self, parent: QObject | None = None, threads: int = 2):
         super().__init__(parent)

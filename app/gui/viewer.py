@@ -107,7 +107,7 @@ class CaptionEdit(QLineEdit):
 
 class CaptionField(QWidget):
     """The caption, its source, and Override for a caption that comes from the photo's files."""
-    edited = Signal(str, str)  # path, text ("" clears a typed caption)
+    edited = Signal(object, str)  # path, text ("" clears a typed caption)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -173,10 +173,10 @@ class CaptionField(QWidget):
 class Viewer(QWidget):
     closed = Signal()
     moved = Signal(int)          # the row now shown
-    find_similar = Signal(str)
-    open_requested = Signal(str)
-    reveal_requested = Signal(str)
-    copy_requested = Signal(str)
+    find_similar = Signal(object)
+    open_requested = Signal(object)
+    reveal_requested = Signal(object)
+    copy_requested = Signal(object)
 
     def __init__(self, details_source, parent: QWidget | None = None, caption_sink=None, thumbnail_source=None):
         """`details_source(path, done)` fetches the catalog row of a photo off the GUI thread (with its
@@ -240,7 +240,9 @@ class Viewer(QWidget):
     def current_path(self) -> str:
         return self.paths[self.row] if 0 <= self.row < len(self.paths) else ""
 
-    def show_results(self, results: list, row: int) -> None:
+    def show_results(self, results: list, row: int, total: str | None = None) -> None:
+        """`total`: how many there are in all, as said ("1,203", "200+"), when more than `results`."""
+        self.total = total or f"{len(results):,}"
         self.results = results
         self.paths = [r.path for r in results]
         self.show_row(row)
@@ -252,7 +254,8 @@ class Viewer(QWidget):
         self.row = row
         path = self.paths[row]
         r = self.results[row]
-        self.title.setText(f"{os.path.basename(path)}   ·   {row + 1} of {len(self.paths)}")
+        name = os.path.basename(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        self.title.setText(f"{name}   ·   {row + 1:,} of {self.total}")
         self.prev.setEnabled(row > 0)
         self.next.setEnabled(row < len(self.paths) - 1)
         if path in self._decoded:

@@ -179,7 +179,8 @@ class MainWindow(QMainWindow):
         self.viewer.copy_requested.connect(lambda p: menus.copy_paths(self, [p]))
         self.welcome.done.connect(self._welcome_done)
         self.library_button.toggled.connect(self._toggle_library)
-        self.dock.visibilityChanged.connect(self.library_button.setChecked)
+        # A minimised window hides its dock too: that is not the user closing the panel.
+        self.dock.visibilityChanged.connect(lambda on: self.isMinimized() or self.library_button.setChecked(on))
         self.settings_button.clicked.connect(self.open_settings)
         self.panel.folders.add_requested.connect(self.backend.add_folder)
         self.panel.folders.remove_requested.connect(self.backend.remove_folder)
@@ -429,7 +430,13 @@ class MainWindow(QMainWindow):
     def open_preview(self, index: QModelIndex) -> None:
         if not index.isValid():
             return
-        self.viewer.show_results([self.model.result(r) for r in range(self.model.rowCount())], index.row())
+        last, shown = self.last_answer, self.model.rowCount()
+        total = None
+        if last is not None and last.total is not None:
+            total = f"{last.total:,}"
+        elif last is not None and last.more:
+            total = f"{shown:,}+"
+        self.viewer.show_results([self.model.result(r) for r in range(shown)], index.row(), total)
         self.pages.setCurrentWidget(self.viewer)
         self.viewer.setFocus()
 

@@ -13,8 +13,9 @@ quit (`Control.quitting`) rows not written yet are dropped too, so closing the w
 
 Where CUDA and nvImageCodec work (`model.gpu_pipeline`), JPEGs are not decoded in the pool: their bytes
 are decoded, resized and encoded on the GPU in batches, while other formats keep the CPU decoders. When the
-GPU pipeline cannot run, or fails during a run, the CPU path takes over (the batch in hand included), and
-`Summary.device` says which ran and why.
+GPU pipeline cannot run, or fails during a run, the CPU path takes over (the batch in hand included): a
+failed pipeline is closed and forgotten. `Summary.device` says which ran, in the words progress showed
+("CPU, 2 threads", "GPU: NVIDIA H200, decode on GPU, fp16"), and `Summary.gpu_note` why not the GPU one.
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ class Summary:
     paused: bool = False     # ended early because it was paused (Control.yield_when_paused)
     seconds: float = 0.0
     error_list: list[tuple[str, str]] = field(default_factory=list)
-    device: str = ""         # the pipeline that ran, for people: "GPU: NVIDIA H200, decode on GPU, fp16"
+    device: str = ""         # the pipeline that ran, as progress said: "GPU: NVIDIA H200, decode on GPU, fp16"
+    gpu_note: str = ""       # why the GPU pipeline did not run (or stopped), as a phrase; "" when it ran
 
 
 @dataclass
@@ -132,16 +134,21 @@ class Indexer:
 
     # -- the model: the GPU pipeline, or the CPU encoder ----------------------------------------
     def _choose_pipeline(self) -> str:
-        """Pick the pipeline for this run; returns what `Summary.device` shows."""
+        """Pick the pipeline for this run; returns why not the GPU one ("" when it runs)."""
+        reason = None
         if isinstance(self.gpu, gpu_pipeline.GpuPipeline):
             self._pipeline = self.gpu
         elif self.gpu:
             self._pipeline, reason = gpu_pipeline.pipeline_for(self.encoder.model, self.encoder.provider)
         else:
             self._pipeline, reason = None, "the GPU pipeline was not asked for"
+        return "" if self._pipeline is not None else gpu_pipeline.phrase(reason or "")
+
+    def _device(self) -> str:
+        """Where this run encodes now, for people ("" before the CPU encoder's first batch)."""
         if self._pipeline is not None:
             return self._pipeline.describe()
-        return gpu_pipeline.describe(self.encoder.provider, reason)
+        return self.encoder.device(open_session=False)
 
     def _encode(self, batch: list[_Item], control: Control, summary: Summary) -> tuple[np.ndarray, list[str | None]]:
         """Vectors for the items that decoded (in order), and per item None or why it failed."""
@@ -153,10 +160,10 @@ class Indexer:
             except Exception as e:  # the GPU failed: this batch and the rest of the run go through the CPU
                 if control.cancelled:
                     raise Cancelled("cancelled") from None
-                gpu_pipeline.forget(self._pipeline)
-                self._pipeline = None
-                summary.device = gpu_pipeline.describe(
-                    self.encoder.provider, f"the GPU pipeline failed during the run ({gpu_pipeline.first_line(e)})")
+                failed, self._pipeline = self._pipeline, None
+                gpu_pipeline.forget(failed)
+                failed.close()
+                summary.gpu_note = f"the GPU pipeline failed during the run ({gpu_pipeline.first_line(e)})"
         errors: list[str | None] = [None] * len(batch)
         late = [i for i, it in enumerate(batch) if it.pixels is None]  # bytes that were meant for the GPU
         if late:
@@ -197,7 +204,8 @@ class Indexer:
         start = time.perf_counter()
         if not files:
             return summary
-        summary.device = self._choose_pipeline()
+        summary.gpu_note = self._choose_pipeline()
+        summary.device = self._device()
         batch_size = self._pipeline.batch_size if self._pipeline is not None else self.batch_size
         prefetch = max(self.prefetch, 2 * batch_size)
         known = set(self.catalog.vector_hashes(space).to_pylist())
@@ -226,8 +234,7 @@ class Indexer:
             rate = (summary.done - d0) / (now - t0) if now > t0 else 0.0
             eta = (summary.total - summary.done) / rate if rate > 0 else None
             progress(Progress(self.stage, summary.done, summary.total, rate, eta, current, summary.errors,
-                              summary.encoded,
-                              summary.device if self._pipeline else self.encoder.device(open_session=False)))
+                              summary.encoded, summary.device))
 
         def add_row(info: FileInfo, h: str | None, meta, error: str | None = None) -> None:
             row = {"path": info.path, "root": info.root, "size": info.size, "mtime_ns": info.mtime_ns, "hash": h,
@@ -271,8 +278,7 @@ class Indexer:
                     for twin in waiting.pop(it.hash, []):
                         add_row(twin, it.hash, None, error)
             good = [it for it, error in zip(batch, errors) if not error]
-            if self._pipeline is not None:
-                summary.device = self._pipeline.describe()  # fp16 once its check on the first batch passed
+            summary.device = self._device() or summary.device  # fp16 once its check on the first batch passed
             out_vectors.append(vectors)
             with lock:
                 known.update(it.hash for it in good)

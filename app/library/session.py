@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .query import QueryError
 
+BROWSE_PAGE = 1000  # photos per page after the first while browsing the library
 DATE_SORT_LIMIT = 1000  # a date-sorted answer holds the best this many matches
 SORTS = ("relevance", "newest", "oldest")
 
@@ -43,7 +45,8 @@ class SearchRequest:
 
     @property
     def empty(self) -> bool:
-        return not (self.text.strip() or self.images or self.similar)
+        """No terms: no image, and no word in the text (a lone "+" or "-" is not a query yet)."""
+        return not (re.search(r"\w", self.text) or self.images or self.similar)
 
     @property
     def browsing(self) -> bool:
@@ -134,7 +137,8 @@ class Session:
         """The next page, after the `shown` results; None when there is no query or no more."""
         if self.request is None or self.request.idle or (self.last is not None and not self.last.more):
             return None
-        return replace(self.request, offset=shown, k=self.page_size, fresh=False)
+        k = BROWSE_PAGE if self.request.browsing else self.page_size  # scrolling a library goes far
+        return replace(self.request, offset=shown, k=k, fresh=False)
 
     def again(self, shown: int) -> SearchRequest | None:
         """The query again, up to date, as many results as are shown (the library changed)."""

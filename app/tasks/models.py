@@ -46,26 +46,30 @@ def import_model(library: Library, path: str | Path, job: Job, architecture: str
 
 def activate(library: Library, model_id: str, job: Job, index: bool = True,
              on_prepare: Callable[[str], None] | None = None,
-             on_wait: Callable[[str], None] | None = None) -> bool:
+             on_wait: Callable[[str], None] | None = None, gpu: bool = False) -> bool:
     """Make `model_id` the model search uses. Returns True once it is active.
 
     A model sharing the active one's image space (or whose space is complete) is active at once and
     re-encodes nothing. Otherwise it becomes the next model, and `on_prepare(message)` is called once;
     with `index`, its space is indexed now (search keeps the old model meanwhile) and it takes over when
     done. `on_wait` is passed to `Library.update` (called once while another process writes the
-    catalog). A cancel leaves it next, and the next update carries on where this one stopped."""
+    catalog). A cancel leaves it next, and the next update carries on where this one stopped.
+
+    `gpu` is False by default because the window calls this in its own process (ActivateTask), and the
+    window must never load torch, which the GPU pipeline imports: there, the GPU pipeline runs only in
+    the indexing child process (app.tasks.index_process). The CLI passes True."""
     old = library.models.active_id
     if library.activate(model_id):
         if index and not library.space_complete(library.models.active().image_space):
             # No model was active (or it was removed): nothing else can answer, so make its vectors now.
-            library.update(progress=job.progress, control=job.control, on_wait=on_wait)
+            library.update(progress=job.progress, control=job.control, on_wait=on_wait, gpu=gpu)
             job.check()
         return True
     if on_prepare is not None:
         on_prepare(f"Preparing {model_id}: search keeps {old} until its vectors are made.")
     if not index:
         return False
-    update = library.update(progress=job.progress, control=job.control, on_wait=on_wait)
+    update = library.update(progress=job.progress, control=job.control, on_wait=on_wait, gpu=gpu)
     job.check()
     return update.switched_to == model_id
 
