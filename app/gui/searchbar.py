@@ -156,6 +156,7 @@ class SearchBar(QFrame):
             if chip.image == image:
                 self._chips.remove(chip)
                 self.images.remove(image)
+                chip.hide()
                 chip.deleteLater()
         self._update_clear()
         self.submitted.emit()
@@ -163,6 +164,7 @@ class SearchBar(QFrame):
     def clear(self) -> None:
         had = bool(self.edit.text() or self.images)
         for chip in self._chips:
+            chip.hide()  # at once: deleteLater waits for the event loop's next turn
             chip.deleteLater()
         self._chips.clear()
         self.images.clear()
