@@ -53,17 +53,15 @@ class Layout:
 
     def extend(self, aspects: list[float], sections: list[str] | None = None) -> None:
         """Items were appended: lay out again from the last open row (the new items may join it)."""
-        start = 0
-        while self.rows and not self.rows[-1].full:
+        start = len(self.x)
+        if self.rows and not self.rows[-1].full:
             row = self.rows.pop()
             self._row_y.pop()
-            start = row.first
-            self.bottom = row.y
+            start, self.bottom = row.first, row.y
             if self.headers and self.headers[-1][2] == row.first:  # the section began with this row
                 self.bottom = self.headers.pop()[0]
-            break
-        else:
-            start = len(self.x)
+                if self.headers or self.rows:
+                    self.bottom -= self.gap * 2  # the space before a header, added again with it
         if not self.rows and not self.headers:
             self.bottom = self.margin
         del self.x[start:], self.w[start:], self.row_of[start:]
