@@ -122,6 +122,13 @@ def test_justified_rows_keep_shapes_and_fill_the_width(qtbot, library, tmp_path)
         top = view.verticalOffset()
         row = lay.rows[lay.rows_between(top, top)[0]]
         assert row.first <= anchor < row.end, ("the photo at the top stays at the top", view.verticalScrollBar().maximum(), top, [(r.y, r.first) for r in lay.rows])
+    # A search and back: the library returns where it was left.
+    place = view.verticalOffset()
+    search(qtbot, w, "a photo")
+    qtbot.waitUntil(lambda: answered(w) and w.request.text == "a photo", timeout=WAIT)
+    qtbot.keyClick(w.search.edit, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: answered(w) and w.request.browsing, timeout=WAIT)
+    assert view.verticalOffset() == place > 0
     close_window(qtbot, w)
 
 

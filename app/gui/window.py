@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
 from superqt import QElidingLabel
 
 from app.library.paths import Paths
-from app.library.session import SearchAnswer, Session
+from app.library.session import SearchAnswer, SearchRequest, Session
 from app.library.settings import Settings
 from app.library.status import LibraryStatus
 
@@ -63,6 +63,8 @@ class MainWindow(QMainWindow):
         self.session = Session(PAGE)
         self.drops = DropHandler(self.paths.cache, self)
         self._closing = False
+        self._browse_place: tuple | None = None  # the library's filters, rows shown and scroll when a search began
+        self._scroll_back: int | None = None     # where the library's next answer scrolls to
         self.setWindowTitle("Glimpse")
         self.setAcceptDrops(True)
         self.resize(1200, 800)
@@ -326,21 +328,17 @@ class MainWindow(QMainWindow):
                       folder=self.filters.folder_value, after=self.filters.after_value,
                       before=self.filters.before_value, sort=self.filters.sort_value, browse=True, cut=True)
         leaving = self.request is not None and self.request.browsing
-        request = self.session.ask(**fields)
-        self.filters.set_browsing(request.browsing)
-        if leaving and not request.browsing:  # a search refines the library: keep the place in it
-            self._browse_place = (self._filter_key(request), self.model.rowCount(), self.view.verticalOffset())
-        elif request.browsing and not leaving:
-            place = getattr(self, "_browse_place", None)
-            if place is not None and place[0] == self._filter_key(request):
-                request = self.session.ask(**fields, k=max(PAGE, place[1]))
-                self._scroll_back = place[2]
+        browsing = SearchRequest(**fields).browsing
+        key = (fields["folder"], fields["after"], fields["before"], fields["sort"])
+        if leaving and not browsing:  # a search refines the library: keep the place in it
+            self._browse_place = (key, self.model.rowCount(), self.view.verticalOffset())
+        elif browsing and not leaving:
+            place = self._browse_place
+            if place is not None and place[0] == key:
+                fields["k"], self._scroll_back = max(PAGE, place[1]), place[2]
             self.status_text.setText("")  # "60 results in 9 ms" belonged to the query just cleared
-        self.backend.search(request)
-
-    @staticmethod
-    def _filter_key(request) -> tuple:
-        return request.folder, request.after, request.before, request.sort
+        self.filters.set_browsing(browsing)
+        self.backend.search(self.session.ask(**fields))
 
     def _more(self) -> None:
         request = self.session.more(self.model.rowCount())
@@ -365,7 +363,7 @@ class MainWindow(QMainWindow):
                 rows = [i for i, r in enumerate(answer.results) if r.path == keep]
                 if rows:
                     self.view.setCurrentIndex(self.model.index(rows[0]))
-            back = getattr(self, "_scroll_back", None) if answer.request.browsing else None
+            back = self._scroll_back if answer.request.browsing else None
             self._scroll_back = None
             if refresh or back is not None:
                 self.view.verticalScrollBar().setValue(scroll if refresh else back)

@@ -317,7 +317,7 @@ class Searcher:
 
     def _sample(self, data: _Data) -> np.ndarray:
         """Up to `SAMPLE` stored vectors (past the exact limit), read once per catalog version."""
-        if getattr(data, "sample", None) is None:
+        if data.sample is None:
             table = self.catalog.vector_table(self.space)
             read = None if table is None else table.search().select(["vector"]).limit(SAMPLE).to_arrow()
             data.sample = (np.zeros((0, self.encoder.embed_dim), np.float32) if read is None
