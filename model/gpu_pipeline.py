@@ -37,7 +37,7 @@ import numpy as np
 from .imagefile import ImageError, is_raw
 from .jobs import Cancelled, Control
 from .preprocess import PreprocessConfig, _keep_ratio, _resized_shortest, open_image, to_array
-from .runtime import CPU, CUDA, cpu_threads, cuda_missing, device_label, make_session
+from .runtime import CPU, CUDA, _normalize, cpu_threads, cuda_missing, device_label, make_session
 from .store import StoredModel
 
 INSTALL_HINT = "nvImageCodec is not installed (pip install glimpse[gpu])"
@@ -210,6 +210,16 @@ def cpu_pixels(data: bytes, cfg: PreprocessConfig) -> np.ndarray:
     return to_array(open_image(io.BytesIO(data), cfg), cfg)
 
 
+def cpu_pixels_or_error(data: bytes, cfg: PreprocessConfig) -> np.ndarray | str:
+    """`cpu_pixels`, or the reason it failed (a decoder bug must not stop the run)."""
+    try:
+        return cpu_pixels(data, cfg)
+    except ImageError as e:
+        return str(e)
+    except Exception as e:
+        return f"cannot be decoded ({type(e).__name__}: {e})"
+
+
 # -- preprocessing in torch (any device) ----------------------------------------------------------
 def draft_scale(w: int, h: int, longest: int) -> int:
     """The DCT scale Pillow's `Image.draft(mode, (longest, longest))` picks for a w x h JPEG."""
@@ -348,12 +358,7 @@ class GpuPipeline:
         return out, errors
 
     def _cpu_decode(self, data: bytes) -> np.ndarray | str:
-        try:
-            return cpu_pixels(bytes(data), self.cfg)
-        except ImageError as e:
-            return str(e)
-        except Exception as e:  # a decoder bug must not stop the run
-            return f"cannot be decoded ({type(e).__name__}: {e})"
+        return cpu_pixels_or_error(bytes(data), self.cfg)
 
     def _decode_on_device(self, sources: Sequence, jpegs: list[int], out) -> list[int]:
         """Decode the JPEGs at `jpegs` into out[i]; returns the indices the device decoder refused."""
@@ -432,8 +437,7 @@ class GpuPipeline:
             if options.terminate:
                 raise Cancelled("cancelled") from None
             raise
-        v = np.asarray(binding.copy_outputs_to_cpu()[0], np.float32)
-        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), np.float32(1e-12))
+        return _normalize(binding.copy_outputs_to_cpu()[0])
 
     def _check_fp16(self, batch) -> None:
         """Use fp16 from now on if it agrees with fp32 on this batch (cosine >= FP16_COS_MIN)."""

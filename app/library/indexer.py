@@ -181,12 +181,7 @@ class Indexer:
             return self.encoder.encode_arrays(np.stack(pixels)), errors
 
     def _cpu_pixels(self, data: bytes) -> np.ndarray | str:
-        try:
-            return gpu_pipeline.cpu_pixels(data, self.encoder.preprocess)
-        except ImageError as e:
-            return str(e)
-        except Exception as e:
-            return f"cannot be decoded ({type(e).__name__}: {e})"
+        return gpu_pipeline.cpu_pixels_or_error(data, self.encoder.preprocess)
 
     def _prepare_told(self, info: FileInfo, *args) -> _Item:
         self.on_decode(info, True)

@@ -86,8 +86,7 @@ def probe(library, files) -> None:
     for info in files:
         emit({"event": "decoding", "file": asdict(info)})
         try:
-            photo.read_meta(info.path, info.mtime_ns / 1e9)
-            for cfg in configs:
+            for cfg in configs:  # load reads the metadata first, as the indexer does
                 photo.load(info.path, info.mtime_ns / 1e9, cfg)
         except Exception:  # noqa: BLE001 - an error is the indexer's to report; only a crash counts here
             pass
