@@ -104,9 +104,15 @@ def describe(provider: str = "auto") -> str:
     GPU pipeline: `unavailable_reason`."""
     if unavailable_reason(provider) is None:
         return f"GPU: {gpu_name()}, decode on GPU"
-    if _preference(provider) != "cpu" and cuda_missing() is None:
+    if cuda_encodes(provider):
         return f"GPU: {gpu_name()}, decode on CPU"
     return device_label([CPU])
+
+
+def cuda_encodes(provider: str = "auto") -> bool:
+    """The model runs on CUDA (whatever decodes): not kept on the CPU (GLIMPSE_PROVIDER over the setting),
+    and CUDA is there."""
+    return _preference(provider) != "cpu" and cuda_missing() is None
 
 
 def phrase(reason: str) -> str:

@@ -1,7 +1,6 @@
 """`glimpse doctor`: what Glimpse runs on, and whether it works. Never imports torch."""
 from __future__ import annotations
 
-import os
 import platform
 import sys
 
@@ -55,12 +54,12 @@ def pipeline(provider: str) -> tuple[str, str | None]:
     The GPU pipeline's own check (`model.gpu_pipeline.unavailable_reason`) decides: where an NVIDIA driver
     and nvImageCodec are there, it starts a GPU JPEG decoder (a CUDA context), but loads no model and no torch."""
     from model import gpu_pipeline
-    from model.runtime import cpu_threads, cuda_missing
+    from model.runtime import cpu_threads
 
     why_not = gpu_pipeline.unavailable_reason(provider)
     if why_not is None:
         return f"GPU decode (nvImageCodec) + ONNX Runtime CUDA, on {gpu_pipeline.gpu_name()}", None
-    if provider != "cpu" and os.environ.get("GLIMPSE_PROVIDER", "").lower() != "cpu" and cuda_missing() is None:
+    if gpu_pipeline.cuda_encodes(provider):
         return f"CPU decode + ONNX Runtime CUDA, on {gpu_pipeline.gpu_name()}", why_not
     return f"CPU decode + ONNX Runtime on the CPU ({cpu_threads()} threads)", why_not
 
