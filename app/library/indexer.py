@@ -244,6 +244,13 @@ class Indexer:
                 summary.errors += 1
                 summary.error_list.append((info.path, error))
 
+        def fail(info: FileInfo, h: str, meta, error: str) -> None:
+            """A first copy could not be read: its row, and its copies waiting for its vector, get why."""
+            add_row(info, h, meta, error)
+            failed[h] = error
+            for twin in waiting.pop(h, []):
+                add_row(twin, h, None, error)
+
         def flush(force: bool = False) -> None:
             nonlocal rows, out_hashes, out_vectors, last_commit
             if control.quitting:
@@ -268,10 +275,7 @@ class Indexer:
                 return
             for it, error in zip(batch, errors):
                 if error:  # a JPEG that neither the GPU nor Pillow could decode
-                    add_row(it.info, it.hash, it.meta, error)
-                    failed[it.hash] = error
-                    for twin in waiting.pop(it.hash, []):
-                        add_row(twin, it.hash, None, error)
+                    fail(it.info, it.hash, it.meta, error)
             good = [it for it, error in zip(batch, errors) if not error]
             summary.device = self._device() or summary.device  # fp16 once its check on the first batch passed
             out_vectors.append(vectors)
@@ -310,11 +314,10 @@ class Indexer:
                 item = window.popleft().result()
                 batch_last = item.info.path
                 if item.error:
-                    add_row(item.info, item.hash, item.meta, item.error)
                     if item.hash and claimed.get(item.hash) == item.info.path:
-                        failed[item.hash] = item.error
-                        for twin in waiting.pop(item.hash, []):
-                            add_row(twin, item.hash, None, item.error)
+                        fail(item.info, item.hash, item.meta, item.error)
+                    else:
+                        add_row(item.info, item.hash, item.meta, item.error)
                 elif item.pixels is None and item.data is None:  # a copy: no decode
                     if item.hash in failed:
                         add_row(item.info, item.hash, None, failed[item.hash])

@@ -77,22 +77,21 @@ class Library:
     def encoder(self) -> Encoder:
         """The active model's encoder (a new one when the active model changes, or is replaced)."""
         with self._lock:
-            model, int8 = self.models.active(), bool(self.settings["int8_image_tower"])
-            if self._encoder is None or self._encoder.model != model or self._encoder.int8 != int8:
-                self._encoder = Encoder(model, provider=self.settings["provider"], int8=int8)
+            self._encoder = self._current(self._encoder, self.models.active())
             return self._encoder
 
     def next_encoder(self) -> Encoder | None:
         """The encoder of the model being prepared (None when no switch is pending)."""
         model = self.models.next()
         with self._lock:
-            if model is None:
-                self._next_encoder = None
-            elif (self._next_encoder is None or self._next_encoder.model != model
-                  or self._next_encoder.int8 != bool(self.settings["int8_image_tower"])):
-                self._next_encoder = Encoder(model, provider=self.settings["provider"],
-                                             int8=bool(self.settings["int8_image_tower"]))
+            self._next_encoder = None if model is None else self._current(self._next_encoder, model)
             return self._next_encoder
+
+    def _current(self, cached: Encoder | None, model) -> Encoder:
+        """`cached` while it encodes `model` with the tower the settings ask for (int8 or not); else a new one."""
+        if cached is not None and cached.model == model and cached.int8 == bool(self.settings["int8_image_tower"]):
+            return cached
+        return self.models.encoder(model)
 
     def searcher(self) -> Searcher:
         encoder = self.encoder()

@@ -87,5 +87,7 @@ class Models:
         if self.settings["next_model"] == model_id:
             self.settings["next_model"] = None
 
-    def encoder(self) -> Encoder:
-        return Encoder(self.active(), provider=self.settings["provider"], int8=bool(self.settings["int8_image_tower"]))
+    def encoder(self, model: StoredModel | None = None) -> Encoder:
+        """An encoder for `model` (the active one by default), on the provider and tower the settings ask for."""
+        return Encoder(model or self.active(), provider=self.settings["provider"],
+                       int8=bool(self.settings["int8_image_tower"]))
