@@ -206,8 +206,9 @@ class Searcher:
         """
         if not fresh and self._data is not None:
             if self._refreshing is None or not self._refreshing.is_alive():
-                self._refreshing = threading.Thread(target=self.data, name="search-refresh", daemon=True)
-                self._refreshing.start()
+                refresh = threading.Thread(target=self.data, name="search-refresh", daemon=True)
+                refresh.start()  # started before it is published: `catch_up` on another thread joins it
+                self._refreshing = refresh
             return self._data
         with self._lock:
             version = self.catalog.versions()
