@@ -140,6 +140,7 @@ def test_zoom_changes_the_row_height_and_the_slider_follows(qtbot, months):
     pos = QPointF(w.view.viewport().rect().center())
     event = QWheelEvent(pos, w.view.viewport().mapToGlobal(pos), QPoint(), QPoint(0, 240), Qt.MouseButton.NoButton,
                         Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    assert w.zoom.isVisible()  # with the grid (not on the welcome or the preview)
     w.view.wheelEvent(event)
     assert w.view.row_height > before and w.zoom.value() == w.view.row_height
     assert w.view.visualRect(w.model.index(0)).height() > first

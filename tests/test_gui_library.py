@@ -270,7 +270,7 @@ def test_a_first_launch_shows_the_welcome_at_once_and_never_the_search(qtbot, gl
     w = MainWindow()
     qtbot.addWidget(w)
     w.show()
-    assert w.pages.currentWidget() is w.welcome and not w.top.isVisible() and not w.filters.isVisible()
+    assert w.pages.currentWidget() is w.welcome and not w.top.isVisible() and not w.filters.isVisible() and not w.zoom.isVisible()
     assert not w.welcome.isEnabled(), "no click before the library is open"
     assert w.results_page not in _open_and_record_pages(qtbot, w)
     assert w.pages.currentWidget() is w.welcome and w.welcome.isEnabled()

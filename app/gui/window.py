@@ -144,10 +144,12 @@ class MainWindow(QMainWindow):
         self._show_empty()
 
     def _page_changed(self, _index: int) -> None:
-        """The search field and filters belong to the results and the preview, not to the welcome."""
+        """The search field and filters belong to the results and the preview, not to the welcome; the
+        zoom slider to the grid."""
         searching = self.pages.currentWidget() in (self.results_page, self.viewer)
         self.top.setVisible(searching)
         self.filters.setVisible(searching)
+        self.zoom.setVisible(self.pages.currentWidget() is self.results_page)
 
     def _connect(self) -> None:
         be = self.backend
