@@ -425,13 +425,20 @@ class Catalog:
 
     # -- captions -------------------------------------------------------------------------------
     def _replace_captions(self, folders: list[str], rows: list[dict], folder_rows: list[dict]) -> None:
+        # One commit per 500 folders (merge, and delete what the folder no longer says), so a reader
+        # never sees a folder's captions gone between a delete and an add.
         captions, seen = self.table(CAPTIONS), self.table(CAPTION_FOLDERS)
         for i in range(0, len(folders), 500):
-            captions.delete("folder IN (" + ", ".join(sql_str(db_path(f)) for f in folders[i:i + 500]) + ")")
-        if rows:
-            captions.add(pa.Table.from_pylist([{"path": db_path(r["path"]), "folder": db_path(r["folder"]),
-                                                "source": r["source"], "text": r["text"]} for r in rows],
-                                              schema=CAPTION_SCHEMA))
+            chunk = folders[i:i + 500]
+            keep = set(chunk)
+            keyed = {(r["path"], r["folder"], r["source"]): r for r in rows if r["folder"] in keep}
+            table = pa.Table.from_pylist([{"path": db_path(r["path"]), "folder": db_path(r["folder"]),
+                                           "source": r["source"], "text": r["text"]} for r in keyed.values()],
+                                         schema=CAPTION_SCHEMA)
+            (captions.merge_insert(["path", "folder", "source"]).when_matched_update_all()
+             .when_not_matched_insert_all()
+             .when_not_matched_by_source_delete("folder IN (" + ", ".join(sql_str(db_path(f)) for f in chunk) + ")")
+             .execute(table))
         if folder_rows:  # last: a process killed before this reads those folders again
             (seen.merge_insert("folder").when_matched_update_all().when_not_matched_insert_all().execute(
                 pa.Table.from_pylist([r | {"folder": db_path(r["folder"])} for r in folder_rows],
