@@ -70,10 +70,10 @@ def test_without_a_gpu_indexing_falls_back_to_the_cpu_with_the_reason(library, t
     assert summary.gpu_note == gpu_pipeline.phrase(reason)  # and why not the GPU, apart
 
 
-def test_switching_models_in_the_window_never_asks_for_the_gpu_pipeline(library, tmp_path, monkeypatch):
-    """`tasks.activate` runs inside the window's process (ActivateTask), which must never load torch: it
-    indexes without the GPU pipeline unless asked (the CLI asks). Whether the pipeline is asked for is
-    seen through `pipeline_for`, the one door to it."""
+def test_switching_models_asks_for_the_gpu_pipeline_where_it_encodes(library, tmp_path, monkeypatch):
+    """The CLI's `glimpse models use` re-encodes in its own process, with the GPU pipeline where it runs.
+    (The window's switch encodes in the indexing child instead: tests/test_switch_in_child.py.) Whether
+    the pipeline is asked for is seen through `pipeline_for`, the one door to it."""
     from app import tasks
     from conftest import make_photos
     from model.jobs import Job
@@ -81,23 +81,18 @@ def test_switching_models_in_the_window_never_asks_for_the_gpu_pipeline(library,
     import json
     import shutil
 
-    def another_model(name: str, space: str) -> str:  # another image tower: switching to it re-indexes
-        folder = library.paths.models / name
-        shutil.copytree(library.models.active().path, folder)
-        manifest = json.loads((folder / "manifest.json").read_text())
-        (folder / "manifest.json").write_text(json.dumps(dict(manifest, id=name, image_space=space)))
-        return name
-
+    folder = library.paths.models / "other"  # another image tower: switching to it re-indexes
+    shutil.copytree(library.models.active().path, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(dict(manifest, id="other", image_space="a" * 16)))
     make_photos(tmp_path / "Photos", 2)
     library.folders.add(str(tmp_path / "Photos"))
-    library.update(gpu=False)
+    library.update()
     asked = []
     real = gpu_pipeline.pipeline_for
     monkeypatch.setattr(gpu_pipeline, "pipeline_for", lambda *a, **kw: asked.append(a) or real(*a, **kw))
-    assert tasks.activate(library, another_model("other", "a" * 16), Job(lambda p: None))
-    assert library.models.active_id == "other" and asked == []
-    assert tasks.activate(library, another_model("third", "b" * 16), Job(lambda p: None), gpu=True)
-    assert library.models.active_id == "third" and len(asked) == 1  # the CLI's way: the GPU pipeline where it runs
+    assert tasks.activate(library, "other", Job(lambda p: None))
+    assert library.models.active_id == "other" and len(asked) == 1
 
 
 def test_cpu_chosen_in_the_settings_is_the_reason(monkeypatch):

@@ -209,7 +209,27 @@ def _hold_at(runner, kind, stage: str):
     return gate, reached
 
 
-def test_removing_the_model_being_prepared_keeps_the_active_ones_vectors(qtbot, library, tmp_path, tiny_variants):
+def _hold_child(monkeypatch, tmp_path, stage: str):
+    """Hold the window's indexing process itself at its first progress of `stage` (tests/hold_plugin.py):
+    it would otherwise run on while the runner is held. Returns what lets it go on."""
+    import os
+    import signal
+    from pathlib import Path
+
+    pid_file = tmp_path / "held.pid"
+    monkeypatch.setenv("GLIMPSE_TEST_DECODER_PLUGIN", "hold_plugin")
+    monkeypatch.setenv("GLIMPSE_TEST_HOLD_AT", stage)
+    monkeypatch.setenv("GLIMPSE_TEST_HOLD_PID", str(pid_file))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+
+    def release() -> None:
+        os.kill(int(pid_file.read_text()), signal.SIGCONT)
+
+    return release
+
+
+def test_removing_the_model_being_prepared_keeps_the_active_ones_vectors(qtbot, library, tmp_path, tiny_variants,
+                                                                         monkeypatch):
     from app.gui.jobs import ActivateTask, RemoveModelTask
     from conftest import install_copy
 
@@ -221,10 +241,12 @@ def test_removing_the_model_being_prepared_keeps_the_active_ones_vectors(qtbot, 
     events, seen = _record(runner), []
     w.backend.message.connect(seen.append)
     gate, reached = _hold_at(runner, ActivateTask, "Preparing tiny-other")
+    release = _hold_child(monkeypatch, tmp_path, "Preparing tiny-other")
     _use(qtbot, w, "tiny-other")
     qtbot.waitUntil(reached.is_set, timeout=WAIT)  # its vectors are half made
     w.backend.remove_model("tiny-other")
     gate.set()
+    release()
     qtbot.waitUntil(lambda: "Removed tiny-other." in seen, timeout=WAIT)
     wait_idle(qtbot, w, photos=40)
     qtbot.waitUntil(lambda: w.status.active_model == old and w.status.next_model is None, timeout=WAIT)
@@ -243,7 +265,7 @@ def test_removing_the_model_being_prepared_keeps_the_active_ones_vectors(qtbot, 
 
 
 def test_removing_a_folder_while_a_model_is_prepared_carries_the_preparation_on(qtbot, library, tmp_path,
-                                                                                tiny_variants):
+                                                                                tiny_variants, monkeypatch):
     from app.gui.jobs import ActivateTask, RemoveFolderTask
     from conftest import install_copy
 
@@ -255,10 +277,12 @@ def test_removing_a_folder_while_a_model_is_prepared_carries_the_preparation_on(
     events, seen = _record(runner), []
     w.backend.message.connect(seen.append)
     gate, reached = _hold_at(runner, ActivateTask, "Preparing tiny-other")
+    release = _hold_child(monkeypatch, tmp_path, "Preparing tiny-other")
     _use(qtbot, w, "tiny-other")
     qtbot.waitUntil(reached.is_set, timeout=WAIT)
     w.backend.remove_folder(str(tmp_path / "Gone"))
     gate.set()
+    release()
     qtbot.waitUntil(lambda: "Now searching with tiny-other." in seen, timeout=WAIT)
     assert not any(m.startswith("Stopped preparing") for m in seen), seen
     wait_idle(qtbot, w, photos=40)

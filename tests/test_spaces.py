@@ -65,6 +65,7 @@ def test_removing_a_model_drops_only_vectors_no_installed_model_uses(library, tm
     install_copy(library, tiny_variants["tiny-text"])  # same image tower
     tasks.remove_model(library, library.models.active_id)
     assert space in library.catalog.spaces(), "tiny-text still uses these vectors"
+    assert library.models.active_id == "tiny-text", "search goes on with the model that can answer"
     tasks.remove_model(library, "tiny-text")
     assert library.catalog.spaces() == {}
     assert library.models.active_id is None

@@ -159,8 +159,10 @@ def cmd_remove(args) -> int:
     ctx = Context()
     was_active = ctx.models.active_id == args.name
     tasks.remove_model(ctx.library, args.name)
-    print(f"Removed '{args.name}'." + (" No model is active now: choose one with `glimpse models use`."
-                                       if was_active else ""))
+    now = ctx.models.active_id
+    print(f"Removed '{args.name}'." + ("" if not was_active else
+                                       f" Search now uses '{now}'." if now else
+                                       " No model is active now: choose one with `glimpse models use`."))
     return 0
 
 
@@ -179,8 +181,7 @@ def cmd_use(args) -> int:
     try:
         active = tasks.activate(library, args.name, Job(bar),
                                 on_prepare=lambda message: say(f"{message} Ctrl+C stops; `glimpse index` goes on."),
-                                on_wait=lambda message: say(f"glimpse: {message} (Ctrl+C stops)"),
-                                gpu=True)  # the CLI may load torch: the GPU pipeline where it runs
+                                on_wait=lambda message: say(f"glimpse: {message} (Ctrl+C stops)"))
     finally:
         bar.close()
         library.close()

@@ -89,20 +89,32 @@ class IndexTask(Task):
         self.library, self.only = library, only
 
     def run(self, job: Job):
-        from app.tasks import index_process
+        def keep(update) -> None:  # kept before a cancel ends the task: the watcher reads its plan
+            self.result = update
 
-        def crashed(path: str) -> None:
-            self.say(f"{Path(path).name} crashed the decoder: it is skipped until the file changes; "
-                     "indexing goes on.")
+        return index_in_child(self, job, self.only, keep)
 
-        # Paused, the child ends at its next batch and gives back the catalog's writer lock, so another
-        # Glimpse (`glimpse index`) is not kept waiting by a paused window; resuming plans again.
-        while True:
-            self.result = index_process.index(self.library, job, only=self.only, on_wait=self.on_wait,
-                                              on_crash=crashed)
-            job.check()  # waits while paused, holding nothing; a cancel ends the task, its Update kept
-            if not self.result.summary.paused:
-                return self.result
+
+def index_in_child(task: Task, job: Job, only: list[str] | None = None, keep=None):
+    """`Library.update` in the indexing child process (`app.tasks.index_process`), for the window's tasks
+    that index: decoders and the model never hold this process's GIL, and a file that crashes a decoder
+    is recorded as a problem while indexing starts again without it. Returns the child's `Update`, and
+    gives each one to `keep` first (a cancel then ends the task)."""
+    from app.tasks import index_process
+
+    def crashed(path: str) -> None:
+        task.say(f"{Path(path).name} crashed the decoder: it is skipped until the file changes; "
+                 "indexing goes on.")
+
+    # Paused, the child ends at its next batch and gives back the catalog's writer lock, so another
+    # Glimpse (`glimpse index`) is not kept waiting by a paused window; resuming plans again.
+    while True:
+        result = index_process.index(task.library, job, only=only, on_wait=task.on_wait, on_crash=crashed)
+        if keep is not None:
+            keep(result)
+        job.check()  # waits while paused, holding nothing; a cancel ends the task
+        if not result.summary.paused:
+            return result
 
 
 class ObtainTask(Task):
@@ -153,7 +165,8 @@ class ActivateTask(Task):
                 if nxt.id != self.model_id:
                     return None  # another model was chosen meanwhile
                 prepare = None  # the user was told already
-        return tasks.activate(self.library, self.model_id, job, on_prepare=prepare, on_wait=self.on_wait)
+        return tasks.activate(self.library, self.model_id, job, on_prepare=prepare,
+                              update=lambda: index_in_child(self, job))
 
 
 class RemoveFolderTask(Task):

@@ -134,13 +134,13 @@ class Library:
     def update(self, progress: Callable[[Progress], None] | None = None, control: Control | None = None,
                only: list[str] | None = None, batch_size: int = 32,
                on_wait: Callable[[str], None] | None = None,
-               on_decode: Callable[[scanner.FileInfo, bool], None] | None = None, gpu: bool = True) -> Update:
+               on_decode: Callable[[scanner.FileInfo, bool], None] | None = None) -> Update:
         """Scan, forget deleted files, index new and changed ones, and tidy the database after big changes.
 
         Holds the catalog's writer lock throughout: while another process holds it, `on_wait(message)`
         is called once and this waits (a cancel ends the wait, and the update does nothing).
-        `on_decode`: see `Indexer` (which files are in a decoder now). `gpu`: False keeps the GPU pipeline
-        (and torch) out of this process (see `Indexer`)."""
+        `on_decode`: see `Indexer` (which files are in a decoder now). The GPU pipeline runs where it can
+        (it loads torch: the window never calls this in its own process, but in `app.tasks.index_process`)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._promote_next_if_alone()
@@ -152,7 +152,7 @@ class Library:
                     # What other processes changed while this one waited (folders, the models) counts.
                     self.settings.reload()
                     self._promote_next_if_alone()
-                    return self._update(self.encoder(), progress, control, only, batch_size, on_decode, gpu)
+                    return self._update(self.encoder(), progress, control, only, batch_size, on_decode)
             except CatalogBusy:
                 return Update(scanner.Plan(), Summary(cancelled=True))
 
@@ -162,7 +162,7 @@ class Library:
             self.models.set_active(self.models.next().id)
 
     def _update(self, encoder: Encoder, progress, control: Control, only, batch_size: int,
-                on_decode=None, gpu: bool = True) -> Update:
+                on_decode=None) -> Update:
         repaired = 0
         if only is None:
             self._adopt_legacy_vectors()
@@ -170,7 +170,7 @@ class Library:
             repaired = self.catalog.repair_duplicates().result()
         plan = self.scan(only, encoder.image_space)
         # New files first: a moved photo then takes its metadata from its old row, without opening the file.
-        summary = Indexer(self.catalog, encoder, batch_size=batch_size, on_decode=on_decode, gpu=gpu) \
+        summary = Indexer(self.catalog, encoder, batch_size=batch_size, on_decode=on_decode) \
             .run(plan.todo, progress, control)
         if plan.deleted and not control.quitting:  # quitting: the next update forgets them
             self.catalog.delete_paths(plan.deleted).result()
@@ -184,19 +184,18 @@ class Library:
             self.tidy()
         switched = None
         if not summary.cancelled:
-            switched = self._prepare_next(progress, control, batch_size, full=only is None, on_decode=on_decode,
-                                          gpu=gpu)
+            switched = self._prepare_next(progress, control, batch_size, full=only is None, on_decode=on_decode)
         return Update(plan, summary, switched, repaired, captions_read)
 
-    def _prepare_next(self, progress, control: Control, batch_size: int, full: bool, on_decode=None,
-                      gpu: bool = True) -> str | None:
+    def _prepare_next(self, progress, control: Control, batch_size: int, full: bool,
+                      on_decode=None) -> str | None:
         """Index the next model's image space; make it active when complete. Returns its id if so."""
         nxt = self.next_encoder()
         if nxt is None or not full:  # a full scan decides completeness; file events wait for the next one
             return None
         plan = self.scan(None, nxt.image_space)
         summary = Indexer(self.catalog, nxt, batch_size=batch_size, stage=f"Preparing {nxt.model_id}",
-                          on_decode=on_decode, gpu=gpu).run(plan.todo, progress, control)
+                          on_decode=on_decode).run(plan.todo, progress, control)
         # Photos under a folder that cannot be read now (an unplugged drive) have no vector in the new
         # space yet: switching would lose them from search, so the old model stays until they are back.
         if summary.cancelled or not self.space_complete(nxt.image_space):
@@ -237,8 +236,17 @@ class Library:
         return bool(pc.all(pc.is_in(hashes, value_set=self.catalog.vector_hashes(space))).as_py())
 
     def remove_model(self, model_id: str) -> None:
-        """Delete a model, and the vectors of any image space no installed model uses any more."""
+        """Delete a model, and the vectors of any image space no installed model uses any more. The active
+        model removed, search goes on with an installed model that can answer at once (its image space
+        complete; one sharing the removed model's space first), rather than with none."""
+        removed = self.models.store.get(model_id) if self.models.active_id == model_id else None
         self.models.remove(model_id)
+        if removed is not None and self.models.next() is None:
+            ready = [m for m in self.models.store.list() if isinstance(m, StoredModel)
+                     and self.space_complete(m.image_space)]
+            ready.sort(key=lambda m: m.image_space != removed.image_space)
+            if ready:
+                self.models.set_active(ready[0].id)
         with contextlib.suppress(CatalogBusy):  # another process is indexing: its next update prunes
             with self.catalog.lock.hold("removing a model", cancelled=lambda: True):
                 self.prune_spaces()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from app.library.library import Library
+from app.library.library import Library, Update
 from model.jobs import Job
 from model.store import StoredModel
 
@@ -46,32 +46,37 @@ def import_model(library: Library, path: str | Path, job: Job, architecture: str
 
 def activate(library: Library, model_id: str, job: Job, index: bool = True,
              on_prepare: Callable[[str], None] | None = None,
-             on_wait: Callable[[str], None] | None = None, gpu: bool = False) -> bool:
+             on_wait: Callable[[str], None] | None = None,
+             update: Callable[[], Update] | None = None) -> bool:
     """Make `model_id` the model search uses. Returns True once it is active.
 
     A model sharing the active one's image space (or whose space is complete) is active at once and
     re-encodes nothing. Otherwise it becomes the next model, and `on_prepare(message)` is called once;
     with `index`, its space is indexed now (search keeps the old model meanwhile) and it takes over when
-    done. `on_wait` is passed to `Library.update` (called once while another process writes the
-    catalog). A cancel leaves it next, and the next update carries on where this one stopped.
+    done. A cancel leaves it next, and the next update carries on where this one stopped.
 
-    `gpu` is False by default because the window calls this in its own process (ActivateTask), and the
-    window must never load torch, which the GPU pipeline imports: there, the GPU pipeline runs only in
-    the indexing child process (app.tasks.index_process). The CLI passes True."""
+    `update` makes the vectors: by default `Library.update` in this process (the CLI; `on_wait` is passed
+    to it). The window passes the indexing child (`app.tasks.index_process`): re-encoding a library opens
+    every photo in the decoders, and a crash there must not take the window down."""
+    def run() -> Update:
+        if update is not None:
+            return update()
+        return library.update(progress=job.progress, control=job.control, on_wait=on_wait)
+
     old = library.models.active_id
     if library.activate(model_id):
         if index and not library.space_complete(library.models.active().image_space):
             # No model was active (or it was removed): nothing else can answer, so make its vectors now.
-            library.update(progress=job.progress, control=job.control, on_wait=on_wait, gpu=gpu)
+            run()
             job.check()
         return True
     if on_prepare is not None:
         on_prepare(f"Preparing {model_id}: search keeps {old} until its vectors are made.")
     if not index:
         return False
-    update = library.update(progress=job.progress, control=job.control, on_wait=on_wait, gpu=gpu)
+    done = run()
     job.check()
-    return update.switched_to == model_id
+    return done.switched_to == model_id
 
 
 def remove_model(library: Library, model_id: str) -> None:
