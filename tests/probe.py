@@ -5,6 +5,7 @@ busy elsewhere (a stall the user would feel as a frozen window). Used by tests a
 """
 from __future__ import annotations
 
+import gc
 import time
 
 from PySide6.QtCore import QObject, Qt, QTimer
@@ -23,16 +24,37 @@ class StallProbe(QObject):
         self.stalls: list[tuple[float, float]] = []  # (seconds since start, ms) of stalls over 20 ms
         self._t0 = time.perf_counter()
         self._last: float | None = None
+        # Python's own collections of the oldest generation, (seconds since start, ms): a stall that
+        # matches one is the garbage collector (in a test process that has built up a large heap).
+        self.collections: list[tuple[float, float]] = []
+        self._gc_started: float | None = None
 
     def start(self) -> "StallProbe":
         self._last = self._t0 = time.perf_counter()
+        gc.callbacks.append(self._gc)
         self.timer.start()
         return self
 
     def stop(self) -> float:
         self._tick()  # a stall that lasts until now counts too
         self.timer.stop()
+        if self._gc in gc.callbacks:
+            gc.callbacks.remove(self._gc)
         return self.longest_ms
+
+    def _gc(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        now = time.perf_counter()
+        if phase == "start":
+            self._gc_started = now
+        elif self._gc_started is not None:
+            self.collections.append((round(self._gc_started - self._t0, 3), round((now - self._gc_started) * 1000, 1)))
+            self._gc_started = None
+
+    def report(self) -> str:
+        """The stalls, and the full collections (for a failure's message)."""
+        return f"stalls {self.stalls}; full garbage collections {self.collections}"
 
     def _tick(self) -> None:
         now = time.perf_counter()
