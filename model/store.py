@@ -102,7 +102,7 @@ class StoredModel:
         if info.get("from") != self.manifest["files"].get("visual.onnx"):
             return "it was made from an image tower since replaced"
         f = self.path / name
-        size = info.get("size", self.manifest.get("sizes", {}).get(name))  # older manifests listed it in files
+        size = info.get("size")
         if not f.is_file():
             return f"its file {name} is missing"
         if size is not None and f.stat().st_size != size:
@@ -111,9 +111,8 @@ class StoredModel:
 
     @property
     def required_files(self) -> dict[str, str]:
-        """The files the model needs, with their sha256: all it lists but the optional int8 tower."""
-        optional = (self.manifest.get("int8") or {}).get("file")
-        return {n: d for n, d in self.manifest["files"].items() if n != optional}
+        """The files the model needs, with their sha256 (the optional int8 tower is never among them)."""
+        return dict(self.manifest["files"])
 
     def verify_int8(self) -> str | None:
         """`int8_problem`, or a failed checksum; None when the int8 tower is whole or none was made."""
@@ -121,7 +120,7 @@ class StoredModel:
         if problem or not self.manifest.get("int8"):
             return problem
         info = self.manifest["int8"]
-        digest = info.get("sha256") or self.manifest["files"].get(info["file"])
+        digest = info.get("sha256")
         if digest and sha256(self.path / info["file"]) != digest:
             return f"its file {info['file']} fails its checksum"
         return None
@@ -303,13 +302,11 @@ class ModelStore:
             os.replace(staged, target)
         current = self.get(model_id).manifest  # as it is now: another process may have changed it
         if "from" in info and current["files"].get("visual.onnx") != info["from"]:
-            if name != (current.get(key) or {}).get("file") and name not in current["files"]:
+            if name != (current.get(key) or {}).get("file"):
                 target.unlink(missing_ok=True)
             raise ModelError(f"Model '{model_id}' changed while its {key} file was made: run it again.")
         old = (current.get(key) or {}).get("file")
-        files = {n: d for n, d in current["files"].items() if n != old}  # older manifests listed it
-        sizes = {n: v for n, v in current.get("sizes", {}).items() if n != old}
-        manifest = dict(current, files=files, sizes=sizes, **{key: dict(info, file=name, sha256=digest, size=size)})
+        manifest = dict(current, **{key: dict(info, file=name, sha256=digest, size=size)})
         tmp = path / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
         os.replace(tmp, path / MANIFEST)

@@ -185,3 +185,26 @@ def test_status_says_identical_files_share_a_vector(library, tmp_path):
     out = _ok(run_glimpse("status"))
     assert "photos      4  (0 could not be read)" in out
     assert f"{library.models.active_id}  (3 vectors for 4 photos: identical files share one)" in out
+
+
+def test_search_json_keeps_a_name_that_is_not_utf8_openable(library, tmp_path):
+    """Strict JSON (no lone surrogates) with the exact bytes of such a name alongside, in base64."""
+    import base64
+    import os
+
+    library.close()
+    photos = tmp_path / "Photos"
+    first, second = make_photos(photos, 2)
+    odd = os.path.join(os.fsencode(photos), b"\xff.jpg")
+    os.rename(first, odd)
+    for args in (("folders", "add", str(photos)), ("index",)):
+        _ok(run_glimpse(*args))
+    out = _ok(run_glimpse("search", "a photo", "--json"))
+    out.encode("utf-8")  # no lone surrogate reached the text
+    hits = {h["path"]: h for h in json.loads(out, strict=True)}
+    assert set(hits) == {str(photos / "\ufffd.jpg"), str(second)}
+    for h in hits.values():
+        h["path"].encode("utf-8")
+    assert "path_bytes" not in hits[str(second)]
+    raw = base64.b64decode(hits[str(photos / "\ufffd.jpg")]["path_bytes"])
+    assert raw == odd and os.path.exists(raw)

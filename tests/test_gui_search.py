@@ -233,6 +233,17 @@ def test_filters_and_sorting_by_date(qtbot, library, tmp_path):
             t = dt.datetime(year, 1 + i, 10, 12).timestamp()
             os.utime(p, (t, t))
     w = indexed_window(qtbot, library, [a, b], photos=6)
+    qtbot.waitUntil(lambda: answered(w), timeout=WAIT)  # the library itself
+    # Turned on, the dates start at the library's own oldest and newest days: all of it shows.
+    w.filters.use_after.setChecked(True)
+    w.filters.use_before.setChecked(True)
+    assert w.filters.after.date().toPython() == dt.date(2019, 1, 10)
+    assert w.filters.before.date().toPython() == dt.date(2024, 3, 10)
+    qtbot.waitUntil(lambda: answered(w) and w.request.after is not None and w.request.before is not None,
+                    timeout=WAIT)
+    assert w.model.rowCount() == 6
+    w.filters.use_after.setChecked(False)
+    w.filters.use_before.setChecked(False)
     search(qtbot, w, "winter")
     assert w.model.rowCount() == 6
     w.filters.set_sort("newest")

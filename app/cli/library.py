@@ -39,12 +39,15 @@ def add_parsers(sub) -> None:
     s.add_argument("--sub", action="append", default=[], metavar="TERM", help="subtract a text or image term")
     s.add_argument("--similar", action="append", default=[], metavar="PATH",
                    help="photos similar to an indexed photo (uses its stored vector)")
-    s.add_argument("-k", "--top", type=int, default=20, metavar="K", help="how many results (default 20)")
+    s.add_argument("-k", "--top", type=int, default=20, metavar="K",
+                   help="how many results, best first, however weak the match (default 20)")
     s.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
     s.add_argument("--folder", help="only photos in this folder")
     s.add_argument("--after", metavar="YYYY-MM-DD", help="only photos taken on or after this day")
     s.add_argument("--before", metavar="YYYY-MM-DD", help="only photos taken on or before this day")
-    s.add_argument("--json", action="store_true", help="print results as JSON")
+    s.add_argument("--json", action="store_true",
+                   help="print results as JSON; a file name that is not UTF-8 shows U+FFFD in 'path' and "
+                        "adds 'path_bytes', its exact bytes in base64")
     s.set_defaults(func=cmd_search)
 
     w = sub.add_parser("watch", help="index, then keep the index current as files change (Ctrl+C stops)")
@@ -223,6 +226,22 @@ def _json(value) -> str:
         return json.dumps(value, indent=1)
 
 
+def _path_fields(row: dict) -> dict:
+    """`row` with a "path" strict JSON parsers accept: a name that is not UTF-8 (Python holds its bytes as
+    lone surrogates) shows U+FFFD there, as other tools show it, and "path_bytes" (base64) carries the
+    exact bytes, so a script can still open the file."""
+    import base64
+    import os
+
+    raw = os.fsencode(row["path"])
+    try:
+        raw.decode("utf-8")
+        return row
+    except UnicodeDecodeError:
+        return {**row, "path": raw.decode("utf-8", "replace"),
+                "path_bytes": base64.b64encode(raw).decode("ascii")}
+
+
 def _warn_if_incomplete(library) -> None:
     """Say so when some indexed photos have no vector for the active model yet (so are not searched)."""
     model = library.models.active_or_none()
@@ -240,7 +259,7 @@ def cmd_search(args) -> int:
     results = answer(ctx.library, request).results
     _warn_if_incomplete(ctx.library)
     if args.json:
-        print(_json([r.to_dict() for r in results]))
+        print(_json([_path_fields(r.to_dict()) for r in results]))
         return 0
     if not results:
         empty = ctx.library.catalog.count("status = 'ok'") == 0
@@ -314,7 +333,7 @@ def cmd_errors(args) -> int:
     ctx = Context()
     rows = ctx.library.errors()
     if args.json:
-        print(_json([{"path": r["path"], "error": r["error"]} for r in rows]))
+        print(_json([_path_fields({"path": r["path"], "error": r["error"]}) for r in rows]))
         return 0
     if not rows:
         print("No errors: every photo found could be read.")

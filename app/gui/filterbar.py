@@ -1,4 +1,5 @@
-"""Filters under the search field: folder, date range and sort order."""
+"""Filters under the search field: folder, date range and sort order. A date turned on starts at the
+library's oldest (or newest) day, as the latest search answer said (`set_days`), until the user picks one."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,6 +18,7 @@ class FilterBar(QWidget):
         super().__init__(parent)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        self._picked: set[QDateEdit] = set()  # dates the user chose: the library's days no longer move them
         self.folder = QComboBox(self)
         self.folder.setAccessibleName("Folder filter")
         self.folder.setMinimumContentsLength(18)
@@ -46,7 +48,16 @@ class FilterBar(QWidget):
         box.toggled.connect(edit.setEnabled)
         box.toggled.connect(lambda _on: self.changed.emit())
         edit.dateChanged.connect(lambda _d: box.isChecked() and self.changed.emit())
+        edit.dateChanged.connect(lambda _d: self._picked.add(edit))
         return box, edit
+
+    def set_days(self, oldest: dt.date, newest: dt.date) -> None:
+        """The library's oldest and newest photo days: where "From" and "To" start when turned on."""
+        for box, edit, day in ((self.use_after, self.after, oldest), (self.use_before, self.before, newest)):
+            if not box.isChecked() and edit not in self._picked:
+                edit.blockSignals(True)
+                edit.setDate(QDate(day))
+                edit.blockSignals(False)
 
     def set_folders(self, roots: list[str]) -> None:
         current = self.folder.currentData()

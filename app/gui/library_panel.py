@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
@@ -16,6 +17,16 @@ def short_path(path: str) -> str:
     """A path as people read it: the home folder as ~."""
     home = os.path.expanduser("~")
     return "~" + path[len(home):] if home not in ("", "/") and (path + os.sep).startswith(home + os.sep) else path
+
+
+def short_state(root: str, problem: str | None) -> str:
+    """A folder's state in a few words for its cell ("Folder not found"), which a narrow panel shows in
+    full; the whole sentence ("…; its photos are kept") is the cell's tooltip."""
+    if not problem:
+        return "Watched"
+    words = problem[len(root) + 2:] if problem.startswith(root + ": ") else problem
+    words = re.split(r" \(|;| but ", words, maxsplit=1)[0].strip() or problem
+    return words[:1].upper() + words[1:]
 
 
 def start_folder(where: QStandardPaths.StandardLocation = QStandardPaths.StandardLocation.PicturesLocation) -> str:
@@ -64,11 +75,11 @@ class FoldersView(QWidget):
         selected = self.selected()
         self.tree.clear()
         for root, info in folders.items():
-            state = info.problem or "Watched"
+            state = short_state(root, info.problem)
             item = QTreeWidgetItem([short_path(root), f"{info.photos:,}", f"{info.errors:,}", state])
             item.setData(0, Qt.ItemDataRole.UserRole, root)
             item.setToolTip(0, root)
-            item.setToolTip(3, state)
+            item.setToolTip(3, info.problem or state)
             for col in (1, 2):
                 item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.tree.addTopLevelItem(item)

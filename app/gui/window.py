@@ -348,6 +348,8 @@ class MainWindow(QMainWindow):
             self.backend.search(request)
 
     def _answered(self, answer: SearchAnswer) -> None:
+        if answer.days is not None:
+            self.filters.set_days(*answer.days)  # any answer knows the library's days, a replaced one too
         if not self.session.current(answer):
             return  # an answer to a query the user has already changed
         if answer.request.offset:

@@ -114,6 +114,14 @@ class _Data:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @cached_property
+    def days(self) -> tuple[dt.date, dt.date] | None:
+        """The oldest and the newest photo's day (None with no photos): what a date filter starts from."""
+        if not len(self.taken_at):
+            return None
+        return (dt.datetime.fromtimestamp(int(self.taken_at.min()), dt.timezone.utc).date(),
+                dt.datetime.fromtimestamp(int(self.taken_at.max()), dt.timezone.utc).date())
+
     def row_of(self, path: str) -> int | None:
         i = pc.index(self.paths, db_path(path)).as_py()
         return None if i < 0 else i

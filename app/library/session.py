@@ -66,6 +66,7 @@ class SearchAnswer:
     seconds: float = 0.0
     absent: bool = False             # nothing stood out: only the closest few are shown
     total: int | None = None         # browsing: how many photos the filters keep
+    days: tuple[dt.date, dt.date] | None = None  # the searched photos' oldest and newest day
 
 
 def day(text: str | None) -> dt.date | None:
@@ -98,6 +99,12 @@ def answer(library, request: SearchRequest, early: Callable[[SearchAnswer], None
 
 
 def _run(searcher, request: SearchRequest, terms, filters, fresh: bool) -> SearchAnswer:
+    reply = _answer(searcher, request, terms, filters, fresh)
+    reply.days = searcher.loaded.days if searcher.loaded is not None else None  # for the date filter
+    return reply
+
+
+def _answer(searcher, request: SearchRequest, terms, filters, fresh: bool) -> SearchAnswer:
     t0 = time.perf_counter()
     if terms is None:  # browsing
         results = searcher.browse(request.k + 1, request.offset, filters, newest=request.sort != "oldest",

@@ -30,7 +30,7 @@ from model.errors import ModelError
 from model.jobs import Cancelled, Job, Progress
 from training import data  # numpy only: the training set's format and its refusal rule, no torch
 
-from .child import child_env as _child_env, stop as _stop
+from .child import child_env as _child_env, open_log, stop as _stop
 
 MIN_CAPTIONED = data.MIN_CAPTIONED  # for the window, which may not import training itself
 
@@ -150,7 +150,7 @@ def run(library: Library, options: TuneOptions, job: Job, on_event: Callable[[di
             events.append(note)
             if on_event:
                 on_event(note)
-        with open(log_path, "ab") as log:
+        with open_log(log_path) as log:  # past 1 MB the old log becomes tune.log.old
             log.write(f"--- {time.ctime()} pid {os.getpid()}: fine-tuning {base} ({options.mode})\n".encode())
             log.flush()
             child = subprocess.Popen(_command(options, work / "data", library.models.store.root, base),
