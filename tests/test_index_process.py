@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import crash_plugin
-from conftest import make_photos, run_glimpse
+from conftest import make_photos, run_glimpse, wait_for
 from gui import WAIT, close_window, search, wait_idle
 
 TESTS = str(Path(__file__).parent)
@@ -111,3 +111,58 @@ def test_a_crash_no_file_explains_stops_indexing_with_a_message(library, tmp_pat
     message = user_message(e.value)
     assert f"crashed {CRASH_LIMIT} times (signal SIGABRT)" in message and "index.log" in message, message
     assert _aborts(library) == CRASH_LIMIT and library.catalog.count() == 0
+
+
+def _hangs(library) -> int:
+    """How many times a hang file was opened (the test plugin says so in the log each time)."""
+    log = library.paths.cache / "index.log"
+    return log.read_text(errors="replace").count(crash_plugin.HANGING) if log.exists() else 0
+
+
+@pytest.mark.timeout(90)  # a hang that is not stopped fails here, not at the suite's limit
+def test_a_file_that_hangs_the_decoder_is_stopped_recorded_and_skipped(library, tmp_path, monkeypatch,
+                                                                      hostile_decoder):
+    """A decoder stuck on one file: the child is stopped past HANG_LIMIT (time paused not counted), the probe
+    finds the file (and is stopped on it too), the file becomes a problem with its reason, and every other
+    photo is indexed."""
+    import threading
+    import time
+
+    from app.tasks import index_process
+    from app.tasks.index_child import HUNG
+    from model.jobs import Job
+
+    monkeypatch.setattr(index_process, "HANG_LIMIT", 3.0)
+    photos = tmp_path / "Photos"
+    make_photos(photos, 6)
+    crash_plugin.write_hang(photos / "stuck.jpg")
+    library.folders.add(str(photos))
+    told: list[tuple[str, str]] = []
+    job, ended = Job(), []
+
+    def index() -> None:
+        try:
+            ended.append(index_process.index(library, job,
+                                             on_crash=lambda path, why: told.append((Path(path).name, why))))
+        except Exception as e:  # noqa: BLE001 - shown by the assert below
+            ended.append(e)
+
+    run = threading.Thread(target=index)
+    run.start()
+    wait_for(lambda: _hangs(library) == 1, 60, "the decoder to hang")
+    job.control.pause()  # paused, the file's time in the decoder stands still: the child is not stopped
+    time.sleep(index_process.HANG_LIMIT + 1.0)
+    assert "probing" not in (library.paths.cache / "index.log").read_text() and not told
+    job.control.resume()
+    run.join(60)
+    assert len(ended) == 1 and not isinstance(ended[0], Exception), ended
+    update = ended[0]
+    assert told == [("stuck.jpg", HUNG)]
+    assert _hangs(library) == 2, "the indexing process and the probe both hung on it, and were stopped"
+    assert update.summary.encoded == 6 and library.catalog.count() == 7
+    assert _errors(library) == {"stuck.jpg": HUNG}
+
+    # The next update skips it: it is not opened again, so nothing hangs or waits for the limit.
+    update = index_process.index(library, Job(), on_crash=lambda path, reason: told.append((path, reason)))
+    assert _hangs(library) == 2 and len(told) == 1 and update.summary.done == 0
+    assert _errors(library) == {"stuck.jpg": HUNG}

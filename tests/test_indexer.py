@@ -312,7 +312,10 @@ def test_a_file_name_that_is_not_utf8_is_indexed_with_the_rest(library, tmp_path
                              cwd=ROOT, env={**os.environ, **env}, capture_output=True)
     import json
 
-    assert os.fsencode(json.loads(as_json.stdout.decode("utf-8"))[0]["path"]) == odd  # valid UTF-8 JSON
+    import base64
+
+    row = json.loads(as_json.stdout.decode("utf-8"), strict=True)[0]  # valid UTF-8 JSON
+    assert row["path"].endswith("f\ufffdte.jpg") and base64.b64decode(row["path_bytes"]) == odd
 
 
 def test_an_edit_in_the_middle_of_an_uncompressed_photo_gets_a_new_vector(library, tmp_path):

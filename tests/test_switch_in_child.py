@@ -48,7 +48,7 @@ def test_a_decoder_crash_while_a_model_is_prepared_is_survived_and_the_switch_co
     space = "c" * 16
     job, said, crashed = Job(), [], []
     active = tasks.activate(library, _another_model(library, "other", space), job, on_prepare=said.append,
-                            update=lambda: index_process.index(library, job, on_crash=crashed.append))
+                            update=lambda: index_process.index(library, job, on_crash=lambda path, reason: crashed.append(path)))
 
     assert active and library.models.active_id == "other"
     assert said == [f"Preparing other: search keeps {old} until its vectors are made."]

@@ -102,8 +102,8 @@ def index_in_child(task: Task, job: Job, only: list[str] | None = None, keep=Non
     gives each one to `keep` first (a cancel then ends the task)."""
     from app.tasks import index_process
 
-    def crashed(path: str) -> None:
-        task.say(f"{Path(path).name} crashed the decoder: it is skipped until the file changes; "
+    def crashed(path: str, reason: str) -> None:
+        task.say(f"{Path(path).name} {reason}: it is skipped until the file changes; "
                  "indexing goes on.")
 
     # Paused, the child ends at its next batch and gives back the catalog's writer lock, so another

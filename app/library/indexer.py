@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -69,11 +70,12 @@ class _Item:
 class Indexer:
     def __init__(self, catalog: Catalog, encoder: Encoder, batch_size: int = 32, workers: int | None = None,
                  prefetch: int | None = None, commit_every: int = 256, commit_seconds: float = 2.0,
-                 stage: str = "Indexing", on_decode: Callable[[FileInfo, bool], None] | None = None,
+                 stage: str = "Indexing", on_decode: Callable[..., None] | None = None,
                  gpu: "gpu_pipeline.GpuPipeline | bool" = True):
         self.catalog = catalog
-        # Told (info, True) before a decoder thread opens a file and (info, False) after: the window's
-        # indexing process reports which files were in a decoder when a native crash ended it.
+        # Told (info, True) before a decoder thread opens a file and (info, False) after, and (info, True,
+        # gpu=True) for each JPEG of a GPU batch before its decode: the window's indexing process reports
+        # which files were in a decoder when a native crash ended it (or one has been there too long).
         self.on_decode = on_decode
         self.encoder = encoder
         self.stage = stage
@@ -154,7 +156,10 @@ class Indexer:
         """Vectors for the items that decoded (in order), and per item None or why it failed."""
         if self._pipeline is not None:
             try:
-                return self._pipeline.encode([it.pixels if it.data is None else it.data for it in batch], control)
+                with self._decoding([it for it in batch if it.data is not None], gpu=True):
+                    pixels, errors = self._pipeline.preprocess([it.pixels if it.data is None else it.data
+                                                                for it in batch])
+                return self._pipeline.run(pixels, control), errors
             except Cancelled:
                 raise
             except Exception as e:  # the GPU failed: this batch and the rest of the run go through the CPU
@@ -167,7 +172,8 @@ class Indexer:
         errors: list[str | None] = [None] * len(batch)
         late = [i for i, it in enumerate(batch) if it.pixels is None]  # bytes that were meant for the GPU
         if late:
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="decode-late") as pool:
+            with self._decoding([batch[i] for i in late]), \
+                    ThreadPoolExecutor(self.workers, thread_name_prefix="decode-late") as pool:
                 for i, result in zip(late, pool.map(self._cpu_pixels, [batch[i].data for i in late])):
                     batch[i].data = None
                     if isinstance(result, str):
@@ -182,6 +188,22 @@ class Indexer:
 
     def _cpu_pixels(self, data: bytes) -> np.ndarray | str:
         return gpu_pipeline.cpu_pixels_or_error(data, self.encoder.preprocess)
+
+    @contextmanager
+    def _decoding(self, items: list[_Item], gpu: bool = False):
+        """Tell `on_decode` that these files are in a decoder for the length of the block: a batch is
+        decoded at once (on the GPU), so a native crash there names all of them as suspects."""
+        told = [it.info for it in items] if self.on_decode is not None else []
+        for info in told:
+            if gpu:
+                self.on_decode(info, True, gpu=True)
+            else:
+                self.on_decode(info, True)
+        try:
+            yield
+        finally:
+            for info in told:
+                self.on_decode(info, False)
 
     def _prepare_told(self, info: FileInfo, *args) -> _Item:
         self.on_decode(info, True)

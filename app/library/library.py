@@ -134,7 +134,7 @@ class Library:
     def update(self, progress: Callable[[Progress], None] | None = None, control: Control | None = None,
                only: list[str] | None = None, batch_size: int = 32,
                on_wait: Callable[[str], None] | None = None,
-               on_decode: Callable[[scanner.FileInfo, bool], None] | None = None) -> Update:
+               on_decode: Callable[..., None] | None = None) -> Update:
         """Scan, forget deleted files, index new and changed ones, and tidy the database after big changes.
 
         Holds the catalog's writer lock throughout: while another process holds it, `on_wait(message)`

@@ -3,14 +3,17 @@
 It runs `Library.update` (scan, decoders, the image model, the catalog's writes, under the catalog's
 writer lock) away from the window, and speaks in JSON lines. Its first line on stdin is the request:
 {"paths": {data, cache, config}, "only": [paths] or null, "batch_size": n, "crashed": [files]} to index
-(after recording the files that crashed an earlier run as problems), or {"paths", "probe": [files]} to
-open the given files one at a time, and nothing else (finding which file crashed the decoder). Then
+(after recording the files that crashed or hung an earlier run as problems, each file with its "reason"),
+or {"paths", "probe": [files]} to open the given files one at a time, and nothing else (finding which file
+crashed or hung the decoder; a file marked "gpu" is decoded as the GPU pipeline decoded it). Then
 "pause", "resume" and "cancel" lines may follow; the end of stdin means the window is gone, and this
-process ends at once (the catalog keeps every commit; the rest is redone next time).
+process ends at once (the catalog keeps every commit; the rest is redone next time). A decoder that hangs
+is the window's to time: it stops this process (`index_process.HANG_LIMIT`).
 
 On stdout, one event a line: {"event": "progress", …Progress}, {"event": "wait", "message"} (another
 process holds the writer lock), {"event": "decoding", "file": FileInfo} and {"event": "decoded",
-"path"} around each file a decoder opens, then {"event": "result", …} or {"event": "error", "message"}.
+"path"} around each file a decoder opens ("decoding" has "gpu": true for a file of a GPU batch), then
+{"event": "result", …} or {"event": "error", "message"}.
 A native crash ends the process with no result: the files between "decoding" and "decoded" are the
 suspects. Anything else written to stdout (a library's print) goes to stderr, the log.
 
@@ -29,6 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 CRASHED = "crashed the decoder"  # the reason shown for a file that ended the indexing process
+HUNG = "hung the decoder"  # ... for a file that was in a decoder too long (the window stopped the process)
 PLUGIN_ENV = "GLIMPSE_TEST_DECODER_PLUGIN"
 NICE = 10  # below the window: its GUI thread and searches come first on a busy CPU
 
@@ -60,34 +64,52 @@ def _listen(control) -> None:
 
 
 def _files(rows) -> list:
+    """FileInfos from the window's file dicts (which may carry "reason" and "gpu" besides)."""
+    from dataclasses import fields
+
     from app.library.scanner import FileInfo
 
-    return [FileInfo(**row) for row in rows or ()]
+    names = {f.name for f in fields(FileInfo)}
+    return [FileInfo(**{k: v for k, v in row.items() if k in names}) for row in rows or ()]
 
 
-def record_crashes(library, files) -> None:
-    """Problem rows for files that crashed the decoder: as unreadable files, skipped until they change."""
+def record_crashes(library, files: list[dict]) -> None:
+    """Problem rows for files that crashed or hung the decoder (their "reason"): as unreadable files,
+    skipped until they change."""
     from app.library import photo
 
     rows = [{"path": f.path, "root": f.root, "size": f.size, "mtime_ns": f.mtime_ns, "hash": None,
-             "status": "error", "error": CRASHED, "taken_at": photo.wall_clock(f.mtime_ns / 1e9)} for f in files]
+             "status": "error", "error": row.get("reason") or CRASHED,
+             "taken_at": photo.wall_clock(f.mtime_ns / 1e9)} for f, row in zip(_files(files), files or ())]
     if rows:
         library.catalog.commit(rows).result()
 
 
-def probe(library, files) -> None:
-    """Open each file as indexing does (metadata, then pixels for each model being indexed), one at a time."""
+def probe(library, rows: list[dict], pipeline=None) -> None:
+    """Open each file as indexing did, one at a time: metadata, then pixels for each model being indexed;
+    a file marked "gpu" (it was in a GPU batch) alone through the GPU pipeline's decoder (`pipeline`, by
+    default the one this computer runs), or as the CPU would where that does not run."""
     from app.library import photo
 
-    configs = [library.encoder().preprocess]
+    encoder = library.encoder()
+    configs = [encoder.preprocess]
     nxt = library.next_encoder()
     if nxt is not None:
         configs.append(nxt.preprocess)
-    for info in files:
-        emit({"event": "decoding", "file": asdict(info)})
+    for info, row in zip(_files(rows), rows):
+        gpu = bool(row.get("gpu"))
+        if gpu and pipeline is None:
+            from model import gpu_pipeline
+
+            pipeline = gpu_pipeline.pipeline_for(encoder.model, encoder.provider)[0]
+        emit({"event": "decoding", "file": asdict(info), **({"gpu": True} if gpu else {})})
         try:
-            for cfg in configs:  # load reads the metadata first, as the indexer does
-                photo.load(info.path, info.mtime_ns / 1e9, cfg)
+            if gpu and pipeline is not None:
+                with open(info.path, "rb") as f:
+                    pipeline.preprocess([f.read()])
+            else:
+                for cfg in configs:  # load reads the metadata first, as the indexer does
+                    photo.load(info.path, info.mtime_ns / 1e9, cfg)
         except Exception:  # noqa: BLE001 - an error is the indexer's to report; only a crash counts here
             pass
         emit({"event": "decoded", "path": info.path})
@@ -102,12 +124,15 @@ def update(library, request: dict, control):
     def on_wait(message: str) -> None:
         emit({"event": "wait", "message": message})
 
-    def on_decode(info, starting: bool) -> None:
-        emit({"event": "decoding", "file": asdict(info)} if starting else {"event": "decoded", "path": info.path})
+    def on_decode(info, starting: bool, gpu: bool = False) -> None:
+        if starting:
+            emit({"event": "decoding", "file": asdict(info), **({"gpu": True} if gpu else {})})
+        else:
+            emit({"event": "decoded", "path": info.path})
 
     try:
         with library.catalog.lock.hold("indexing", on_wait, lambda: control.cancelled):
-            record_crashes(library, _files(request.get("crashed")))
+            record_crashes(library, request.get("crashed"))
             return library.update(progress=lambda p: emit({"event": "progress", **asdict(p)}), control=control,
                                   only=request.get("only"), batch_size=int(request.get("batch_size") or 32),
                                   on_wait=on_wait, on_decode=on_decode)
@@ -153,7 +178,7 @@ def main() -> int:
     library = Library(Paths(**{k: Path(v) for k, v in request["paths"].items()}))
     try:
         if request.get("probe"):
-            probe(library, _files(request["probe"]))
+            probe(library, request["probe"])
             emit({"event": "result"})
         else:
             emit(result(update(library, request, control)))

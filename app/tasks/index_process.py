@@ -20,6 +20,12 @@ next run records it as a problem, "crashed the decoder" (as an unreadable file: 
 `glimpse status`, the window's problems list), and the scan skips it until its size or mtime changes;
 the innocent suspects are indexed as usual. A crash that no file explains is retried, up to
 `CRASH_LIMIT` times in a row, then the task fails with a message (details in the cache's index.log).
+
+Hangs: a file in a decoder for longer than `HANG_LIMIT` (time paused not counted) stops the child, and the
+files in its decoders then are the suspects, as after a crash; the probe child is stopped too when the
+file it opens passes the limit, and that file is recorded as "hung the decoder" (if the probe opens them
+all in time, the oldest suspect is: it did pass the limit). A hang is always explained: it never counts
+towards `CRASH_LIMIT`.
 """
 from __future__ import annotations
 
@@ -40,11 +46,13 @@ from model.jobs import Job, Progress
 
 from .child import child_env, open_log, stop
 from .errors import IndexingStopped
+from .index_child import CRASHED, HUNG
 
 log = logging.getLogger(__name__)
 
 CRASH_LIMIT = 3        # crashes in a row that no file explains before indexing gives up
 CANCEL_GRACE = 10.0    # seconds a cancelled child has to end on its own before it is stopped
+HANG_LIMIT = 120.0     # seconds one file may be in a decoder (a 100 MP PNG or a RAW on a busy laptop: a few)
 _PROGRESS = {f.name for f in fields(Progress)}
 
 
@@ -64,13 +72,16 @@ class _Ended:
     update: Update | None = None           # None: it died without a result
     suspects: list[dict] = field(default_factory=list)  # files in a decoder when it died, oldest first
     code: int | None = None
+    hung: bool = False                     # stopped because a file was in a decoder past HANG_LIMIT
 
 
 def index(library: Library, job: Job, only: list[str] | None = None, batch_size: int = 32,
-          on_wait: Callable[[str], None] | None = None, on_crash: Callable[[str], None] | None = None) -> Update:
-    """`app.tasks.index` in a child process, surviving decoder crashes (`on_crash(path)` for each file that
-    crashed one). Returns the child's `Update` (its plan a `ChildPlan`)."""
-    crashed: dict[str, dict] = {}   # path -> file: recorded as problems by the next run
+          on_wait: Callable[[str], None] | None = None,
+          on_crash: Callable[[str, str], None] | None = None) -> Update:
+    """`app.tasks.index` in a child process, surviving decoder crashes and hangs (`on_crash(path, reason)` for
+    each file that crashed or hung one, reason `CRASHED` or `HUNG`). Returns the child's `Update` (its plan a
+    `ChildPlan`)."""
+    crashed: dict[str, dict] = {}   # path -> file and its "reason": recorded as problems by the next run
     unexplained = 0
     while True:
         request = {"only": only, "batch_size": batch_size, "crashed": list(crashed.values())}
@@ -78,31 +89,36 @@ def index(library: Library, job: Job, only: list[str] | None = None, batch_size:
         if ended.update is not None:
             library.settings.reload(report=False)  # the child may have switched models: search follows now
             return ended.update
-        log.warning("the indexing process crashed (exit %s) with %d files in its decoders",
-                    ended.code, len(ended.suspects))
-        culprit = _culprit(library, job, ended.suspects) if ended.suspects else None
+        if not ended.hung:
+            log.warning("the indexing process crashed (exit %s) with %d files in its decoders",
+                        ended.code, len(ended.suspects))
+        found = _culprit(library, job, ended.suspects, ended.hung) if ended.suspects else None
         if job.control.cancelled:
             return Update(Plan(), Summary(cancelled=True))
-        if culprit is None or culprit["path"] in crashed:
+        if found is None or found[0]["path"] in crashed:
             unexplained += 1
             if unexplained >= CRASH_LIMIT:
                 raise IndexingStopped(f"Indexing stopped: its process crashed {unexplained} times "
                                       f"({_signal_name(ended.code)}). Details: {_log_path(library)}")
             continue
         unexplained = 0
-        crashed[culprit["path"]] = culprit
-        log.warning("%s crashed the decoder; it is skipped until it changes", culprit["path"])
+        culprit, reason = found
+        crashed[culprit["path"]] = {**culprit, "reason": reason}
+        log.warning("%s %s; it is skipped until it changes", culprit["path"], reason)
         if on_crash is not None:
-            on_crash(culprit["path"])
+            on_crash(culprit["path"], reason)
 
 
-def _culprit(library: Library, job: Job, suspects: list[dict]) -> dict | None:
-    """Open the suspects one at a time in a child of their own: the file it dies on, or None."""
+def _culprit(library: Library, job: Job, suspects: list[dict], hung: bool) -> tuple[dict, str] | None:
+    """Open the suspects one at a time in a child of their own: the file it dies or hangs on and the reason,
+    or None. After a hang that the probe does not see again, the oldest suspect: it was past the limit."""
     if len(suspects) > 1:
-        log.info("finding which of %d files crashed the decoder", len(suspects))
+        log.info("finding which of %d files %s", len(suspects), HUNG if hung else CRASHED)
     ended = _run(library, job, {"probe": suspects}, None)
     if ended.update is None and len(ended.suspects) == 1:
-        return ended.suspects[0]
+        return ended.suspects[0], HUNG if ended.hung else CRASHED
+    if hung and ended.update is not None and not job.control.cancelled:
+        return suspects[0], HUNG
     return None
 
 
@@ -144,8 +160,10 @@ def _run(library: Library, job: Job, request: dict, on_wait) -> _Ended:
 
     threading.Thread(target=read, daemon=True, name="index-output").start()
     control = job.control
-    in_flight: dict[str, dict] = {}
+    in_flight: dict[str, tuple[dict, float]] = {}  # path -> its file and when it went in, oldest first
+    clock = _PausableClock()
     result = error = None
+    hung: list[dict] = []
     paused = False
     cancelled_at = None
     try:
@@ -153,12 +171,20 @@ def _run(library: Library, job: Job, request: dict, on_wait) -> _Ended:
             while not (talk.stopping and control.quitting):  # killed at quit: its teardown is not waited for
                 if control.paused != paused and not control.cancelled:
                     paused = control.paused
+                    clock.pause(paused)
                     talk.say("pause" if paused else "resume")
                 if control.cancelled:
                     cancelled_at = cancelled_at or time.monotonic()
                     if time.monotonic() - cancelled_at > CANCEL_GRACE:
                         talk.stopping = True
                         stop(child)
+                if in_flight and clock() - next(iter(in_flight.values()))[1] > HANG_LIMIT:
+                    # Every file in a decoder is a suspect: a decoder stuck holding the GIL stalls the others.
+                    hung = [f for f, _ in in_flight.values()]
+                    log.warning("%s was in a decoder for over %.0f s: stopping the indexing process",
+                                hung[0]["path"], HANG_LIMIT)
+                    stop(child)
+                    break
                 try:
                     raw = lines.get(timeout=0.1)
                 except queue.Empty:
@@ -174,7 +200,8 @@ def _run(library: Library, job: Job, request: dict, on_wait) -> _Ended:
                 if kind == "progress":
                     job.progress(Progress(**{k: v for k, v in event.items() if k in _PROGRESS}))
                 elif kind == "decoding":
-                    in_flight[event["file"]["path"]] = event["file"]
+                    file = {**event["file"], "gpu": True} if event.get("gpu") else event["file"]
+                    in_flight[file["path"]] = (file, clock())
                 elif kind == "decoded":
                     in_flight.pop(event["path"], None)
                 elif kind == "wait" and on_wait is not None:
@@ -196,7 +223,29 @@ def _run(library: Library, job: Job, request: dict, on_wait) -> _Ended:
         return _Ended(_update(result) if "summary" in result else Update(Plan(), Summary()), code=child.returncode)
     if talk.stopping or control.cancelled:  # ended by the window, not by a crash
         return _Ended(Update(Plan(), Summary(cancelled=True)), code=child.returncode)
-    return _Ended(None, list(in_flight.values()), child.returncode)
+    if hung:
+        return _Ended(None, hung, child.returncode, hung=True)
+    return _Ended(None, [f for f, _ in in_flight.values()], child.returncode)
+
+
+class _PausableClock:
+    """Monotonic seconds that stand still while the child is paused: a file's time in a decoder is not
+    counted while the window holds the child."""
+
+    def __init__(self):
+        self._paused_at: float | None = None
+        self._paused_for = 0.0
+
+    def pause(self, paused: bool) -> None:
+        now = time.monotonic()
+        if paused and self._paused_at is None:
+            self._paused_at = now
+        elif not paused and self._paused_at is not None:
+            self._paused_for += now - self._paused_at
+            self._paused_at = None
+
+    def __call__(self) -> float:
+        return (time.monotonic() if self._paused_at is None else self._paused_at) - self._paused_for
 
 
 class _Talk:
