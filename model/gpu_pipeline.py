@@ -421,7 +421,7 @@ class GpuPipeline:
         if len(batch) == 0:
             return np.zeros((0, self.model.embed_dim), np.float32)
         if not self._fp16_checked:
-            self._check_fp16(batch)
+            return self._check_fp16(batch, control)
         return self._run(self._session16 or self._session, batch, control)
 
     def _run(self, session, batch, control: Control | None = None) -> np.ndarray:
@@ -445,20 +445,26 @@ class GpuPipeline:
             raise
         return _normalize(binding.copy_outputs_to_cpu()[0])
 
-    def _check_fp16(self, batch) -> None:
-        """Use fp16 from now on if it agrees with fp32 on this batch (cosine >= FP16_COS_MIN)."""
+    def _check_fp16(self, batch, control: Control | None = None) -> np.ndarray:
+        """Use fp16 from now on if it agrees with fp32 on this batch (cosine >= FP16_COS_MIN). Returns the
+        batch's vectors in the precision chosen (the model runs twice on it, not three times)."""
         self._fp16_checked = True
+        full = self._run(self._session, batch, control)
         try:
             session16 = self._fp16_session()
-            cos = float(np.min(np.sum(self._run(self._session, batch) * self._run(session16, batch), axis=1)))
+            half = self._run(session16, batch, control)
+        except Cancelled:
+            raise
         except Exception as e:
             self.fp16_note = f"fp16 not used: it does not run ({first_line(e)})"
-            return
+            return full
+        cos = float(np.min(np.sum(full * half, axis=1)))
         if cos >= FP16_COS_MIN:
             self._session16, self.precision = session16, "fp16"
             self.fp16_note = f"fp16: cosine >= {cos:.5f} with fp32 on {len(batch)} photos"
-        else:
-            self.fp16_note = f"fp16 not used: cosine {cos:.5f} with fp32 (needs {FP16_COS_MIN})"
+            return half
+        self.fp16_note = f"fp16 not used: cosine {cos:.5f} with fp32 (needs {FP16_COS_MIN})"
+        return full
 
     def _fp16_session(self):
         """fp16 weights and arithmetic, fp32 inputs and outputs (as benchmarks/gpu_check.py measured)."""

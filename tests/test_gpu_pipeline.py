@@ -345,9 +345,15 @@ def test_a_cancel_ends_the_model_run(pipeline, tiny_stored):
 def test_fp16_only_where_it_agrees_with_fp32(tiny_stored, monkeypatch):
     sources, _ = _sources(tiny_stored.preprocess)
     p = gpu_pipeline.GpuPipeline(tiny_stored, device="cpu", fp16=True)
+    runs = []
+    real_run = p._run
+    monkeypatch.setattr(p, "_run", lambda session, *a, **kw: runs.append(session) or real_run(session, *a, **kw))
     try:
         fp32 = gpu_pipeline.GpuPipeline(tiny_stored, device="cpu", fp16=False)
         v16, _ = p.encode(sources)
+        assert len(runs) == 2, "the first batch runs once in each precision, and its fp16 vectors are kept"
+        again, _ = p.encode(sources)
+        assert len(runs) == 3 and runs[-1] is p._session16 and np.allclose(again, v16, atol=1e-6)
         v32, _ = fp32.encode(sources)
         fp32.close()
     finally:

@@ -152,8 +152,10 @@ class Indexer:
             return self._pipeline.describe()
         return self.encoder.device(open_session=False)
 
-    def _encode(self, batch: list[_Item], control: Control, summary: Summary) -> tuple[np.ndarray, list[str | None]]:
-        """Vectors for the items that decoded (in order), and per item None or why it failed."""
+    def _encode(self, batch: list[_Item], control: Control, summary: Summary,
+                pool: ThreadPoolExecutor) -> tuple[np.ndarray, list[str | None]]:
+        """Vectors for the items that decoded (in order), and per item None or why it failed. `pool` is the
+        run's decode pool: after a GPU failure, the bytes read for the GPU are decoded there."""
         if self._pipeline is not None:
             try:
                 with self._decoding([it for it in batch if it.data is not None], gpu=True):
@@ -172,8 +174,7 @@ class Indexer:
         errors: list[str | None] = [None] * len(batch)
         late = [i for i, it in enumerate(batch) if it.pixels is None]  # bytes that were meant for the GPU
         if late:
-            with self._decoding([batch[i] for i in late]), \
-                    ThreadPoolExecutor(self.workers, thread_name_prefix="decode-late") as pool:
+            with self._decoding([batch[i] for i in late]):
                 for i, result in zip(late, pool.map(self._cpu_pixels, [batch[i].data for i in late])):
                     batch[i].data = None
                     if isinstance(result, str):
@@ -291,7 +292,7 @@ class Indexer:
             if not batch:
                 return
             try:
-                vectors, errors = self._encode(batch, control, summary)
+                vectors, errors = self._encode(batch, control, summary, pool)
             except Cancelled:
                 batch.clear()  # dropped; the next run redoes it
                 return
