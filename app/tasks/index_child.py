@@ -141,13 +141,13 @@ def update(library, request: dict, control):
 
 
 def result(u) -> dict:
-    """What the window needs of an `Update` (how many files changed, not which: a first run has them all)."""
-    plan = u.plan
+    """What the window needs of an `Update`: all of it but the plan's file lists (how many files changed,
+    not which: a first run has them all). `index_process.ChildPlan` reads it back."""
+    from dataclasses import fields
+
+    plan = {f.name: getattr(u.plan, f.name) for f in fields(u.plan) if f.name not in ("todo", "deleted")}
     return {"event": "result", "summary": asdict(u.summary), "switched_to": u.switched_to, "repaired": u.repaired,
-            "caption_folders": u.caption_folders,
-            "plan": {"changes": plan.changes, "unchanged": plan.unchanged, "problems": plan.problems,
-                     "skipped_roots": plan.skipped_roots, "kept": plan.kept, "linked_dirs": plan.linked_dirs,
-                     "mount_points": plan.mount_points}}
+            "caption_folders": u.caption_folders, "plan": {**plan, "changed": u.plan.changes}}
 
 
 def main() -> int:

@@ -54,6 +54,7 @@ CRASH_LIMIT = 3        # crashes in a row that no file explains before indexing 
 CANCEL_GRACE = 10.0    # seconds a cancelled child has to end on its own before it is stopped
 HANG_LIMIT = 120.0     # seconds one file may be in a decoder (a 100 MP PNG or a RAW on a busy laptop: a few)
 _PROGRESS = {f.name for f in fields(Progress)}
+_SUMMARY = {f.name for f in fields(Summary)}
 
 
 @dataclass
@@ -65,6 +66,9 @@ class ChildPlan(Plan):
     @property
     def changes(self) -> int:
         return self.changed
+
+
+_CHILD_PLAN = {f.name for f in fields(ChildPlan)} - {"todo", "deleted"}
 
 
 @dataclass
@@ -282,9 +286,6 @@ class _Talk:
 def _update(event: dict) -> Update:
     s = dict(event["summary"])
     s["error_list"] = [tuple(e) for e in s.get("error_list") or ()]
-    summary = Summary(**{k: v for k, v in s.items() if k in {f.name for f in fields(Summary)}})
-    p = event["plan"]
-    plan = ChildPlan(unchanged=p["unchanged"], problems=p["problems"], skipped_roots=p["skipped_roots"],
-                     kept=p["kept"], linked_dirs=p["linked_dirs"], mount_points=p["mount_points"],
-                     changed=p["changes"])
+    summary = Summary(**{k: v for k, v in s.items() if k in _SUMMARY})
+    plan = ChildPlan(**{k: v for k, v in event["plan"].items() if k in _CHILD_PLAN})
     return Update(plan, summary, event.get("switched_to"), event.get("repaired", 0), event.get("caption_folders", 0))
