@@ -124,3 +124,34 @@ def test_duplicate_rows_left_by_two_writers_are_repaired(tmp_path):
     assert sorted(hashes) == ["h1", "h2"] and np.allclose(got[hashes.index("h1")], v[0])
     assert cat.repair_duplicates().result() == 0
     cat.close()
+
+
+def test_a_table_another_process_drops_or_makes_again_is_read_as_it_is_now(tmp_path):
+    """The window keeps the catalog open while its indexing child (or `glimpse models use`) switches
+    models, which drops the old image space's vectors, and a switch back makes them again. The window
+    then reads the table as it is, not through a handle to the one dropped (seen in a user trial as
+    "lance error: Not found: …/_versions" when switching back to a model)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    window = Catalog(tmp_path / "db")
+    v = np.eye(4, dtype=np.float32)
+    window.commit([_row(f"/r/{i}.jpg", f"h{i}") for i in range(3)], "old", ["h0", "h1", "h2"], v[:3]).result()
+    assert len(window.vector_hashes("old")) == 3 and window.vector_table("old") is not None
+
+    def other_process(code: str) -> None:
+        run = subprocess.run([sys.executable, "-c", "import numpy as np\nfrom app.library.catalog import Catalog\n"
+                              f"c = Catalog({str(tmp_path / 'db')!r})\n" + code + "\nc.close()"],
+                             cwd=ROOT, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+
+    other_process("c.drop_space('old').result()")
+    assert window.vector_table("old") is None and len(window.vector_hashes("old")) == 0
+    hashes, vectors = window.vectors("old")
+    assert hashes == [] and vectors.size == 0
+    other_process("c.commit([], 'old', ['h1'], np.eye(4, dtype=np.float32)[1:2]).result()")  # made again
+    assert window.vector_hashes("old").to_pylist() == ["h1"]
+    assert window.vectors("old")[0] == ["h1"]
+    window.close()

@@ -131,7 +131,7 @@ def _use(qtbot, w, model_id):
 def test_a_model_that_sees_photos_alike_is_used_at_once(qtbot, library, tmp_path, twin):
     make_photos(tmp_path / "Pics", 5)
     w = indexed_window(qtbot, library, [tmp_path / "Pics"], photos=5)
-    before = w.status.vectors
+    before, old = w.status.vectors, w.status.active_model
     stages, seen = [], []
     w.backend.runner.progressed.connect(lambda task, p: stages.append(p.stage))
     w.backend.message.connect(seen.append)
@@ -146,6 +146,17 @@ def test_a_model_that_sees_photos_alike_is_used_at_once(qtbot, library, tmp_path
                                 for i in range(dialog.models.topLevelItemCount())), timeout=WAIT)
     search(qtbot, w, "a lake")
     assert w.model.rowCount() == 5
+
+    # Another process removes the active model: search goes on with the one left, and the window follows.
+    from conftest import run_glimpse
+
+    removed = run_glimpse("models", "remove", twin)
+    assert removed.returncode == 0 and f"Search now uses '{old}'." in removed.stdout, removed.stdout + removed.stderr
+    qtbot.waitUntil(lambda: w.status.active_model == old, timeout=WAIT)
+    qtbot.waitUntil(lambda: [dialog.models.topLevelItem(i).text(0) for i in range(dialog.models.topLevelItemCount())]
+                    == [old], timeout=WAIT)
+    search(qtbot, w, "a boat")
+    assert w.model.rowCount() == 5 and not w.notice.text().startswith("That search did not work")
     close_window(qtbot, w)
 
 
@@ -169,6 +180,22 @@ def test_a_model_that_sees_photos_differently_is_prepared_first(qtbot, library, 
     assert seen[0] == f"Preparing tiny-other: search keeps {old} until its vectors are made."
     qtbot.waitUntil(lambda: w.status.active_model == "tiny-other" and w.status.vectors == 6, timeout=WAIT)
     assert w.status.next_model is None
+    search(qtbot, w, "a lake")
+    assert w.model.rowCount() == 6
+
+    # Back to the first model: the indexing child dropped its vectors at the switch, under the window's
+    # open catalog; they are made again (a user trial met "lance error: Not found" here).
+    _use(qtbot, w, old).close()
+    qtbot.waitUntil(lambda: f"Now searching with {old}." in seen, timeout=WAIT)
+    assert not any("error" in m.lower() for m in seen), seen
+    qtbot.waitUntil(lambda: w.status.active_model == old and w.status.vectors == 6, timeout=WAIT)
+
+    # Removing the active model hands search to the other one, whose vectors are made again.
+    w.backend.remove_model(old)
+    qtbot.waitUntil(lambda: "Now searching with tiny-other." in seen[seen.index(f"Now searching with {old}."):],
+                    timeout=WAIT)
+    assert f"Removed {old}. Search now uses tiny-other." in seen, seen
+    qtbot.waitUntil(lambda: w.status.active_model == "tiny-other" and w.status.vectors == 6, timeout=WAIT)
     search(qtbot, w, "a lake")
     assert w.model.rowCount() == 6
     close_window(qtbot, w)

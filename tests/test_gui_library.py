@@ -104,6 +104,9 @@ def test_progress_pause_and_resume(qtbot, library, tmp_path):
     assert not jobs.bar.isVisible()
     assert w.count_text.text() == "300 photos"
     qtbot.waitUntil(lambda: w.status_text.text() == "Library up to date.", timeout=WAIT)
+    with qtbot.waitSignal(w.backend.answered, timeout=WAIT):  # the library view refreshed after the last batch
+        w._refresh()
+    assert w.status_text.text() == "Library up to date.", "a refresh does not write over what indexing said"
     close_window(qtbot, w)
 
 

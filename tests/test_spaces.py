@@ -181,8 +181,8 @@ def test_no_switch_while_a_folder_is_unplugged(library, tmp_path, tiny_variants)
 def test_choosing_a_model_after_removing_the_active_one_makes_its_vectors(library, tmp_path, tiny_variants):
     _index(library, tmp_path)
     other = install_copy(library, tiny_variants["tiny-other"])
-    tasks.remove_model(library, library.models.active_id)
-    assert library.models.active_id is None
+    assert tasks.remove_model(library, library.models.active_id) == ("tiny-other", False)
+    assert library.models.active_id == "tiny-other", "search goes on with the model that is left"
 
     assert tasks.activate(library, "tiny-other", Job()) is True
     assert library.space_complete(other.image_space)

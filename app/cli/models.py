@@ -158,11 +158,11 @@ def cmd_remove(args) -> int:
 
     ctx = Context()
     was_active = ctx.models.active_id == args.name
-    tasks.remove_model(ctx.library, args.name)
-    now = ctx.models.active_id
+    took_over, complete = tasks.remove_model(ctx.library, args.name)
     print(f"Removed '{args.name}'." + ("" if not was_active else
-                                       f" Search now uses '{now}'." if now else
-                                       " No model is active now: choose one with `glimpse models use`."))
+                                       " No model is active now: get one with `glimpse models pull`." if not took_over
+                                       else f" Search now uses '{took_over}'." if complete else
+                                       f" Search now uses '{took_over}': `glimpse index` makes its vectors."))
     return 0
 
 

@@ -79,6 +79,7 @@ class Backend(QObject):
         self._closed = False
         self.searching = 0  # searches sent and not answered yet
         self._said: set[str] = set()  # folder problems the user was told of
+        self._models_seen: tuple | None = None  # (active, next) when the model list was last refreshed
         self._watch_lock = threading.Lock()
 
     # -- short jobs -----------------------------------------------------------------------------------
@@ -196,6 +197,9 @@ class Backend(QObject):
             self._said.update(new)
             more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
             self.message.emit(f"Some photos cannot be indexed: {new[0]}{more}.")
+        models = (self.library.models.active_id, self.library.settings["next_model"])
+        if self._models_seen is not None and models != self._models_seen:  # another process chose or removed one
+            self.refresh_models()
         self.refresh_status()
         self.refresh_errors()
 
@@ -329,6 +333,7 @@ class Backend(QObject):
             providers: list[str] = []
             if with_providers and lib.models.active_id and lib.models.store.exists(lib.models.active_id):
                 providers = lib.encoder().providers_in_use()
+            self._models_seen = (lib.models.active_id, lib.settings["next_model"])
             return {"installed": installed, "active": lib.models.active_id, "providers": providers,
                     "provider": lib.settings["provider"]}
 
@@ -372,7 +377,10 @@ class Backend(QObject):
 
         def then(task: Task) -> None:
             if task.state == "done":
-                self.message.emit(f"Removed {model_id}.")
+                took_over, complete = task.result
+                self.message.emit(f"Removed {model_id}." + (f" Search now uses {took_over}." if took_over else ""))
+                if took_over and not complete:  # its vectors were dropped at an earlier switch: make them
+                    self.use_model(took_over)
             elif task.state == "failed":
                 self.message.emit(task.message)
             self.refresh_models()

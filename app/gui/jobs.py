@@ -183,7 +183,8 @@ class RemoveFolderTask(Task):
 
 
 class RemoveModelTask(Task):
-    """Delete a model, and the vectors no installed model can use any more."""
+    """Delete a model, and the vectors no installed model can use any more. Returns `tasks.remove_model`'s
+    answer: which model took over search (the active one removed), and whether its vectors are made."""
     edit = True
 
     def __init__(self, library, model_id: str):
@@ -191,10 +192,10 @@ class RemoveModelTask(Task):
         self.library, self.model_id = library, model_id
         self.title = f"Removing {model_id}"
 
-    def run(self, job: Job) -> None:
+    def run(self, job: Job) -> tuple[str | None, bool]:
         from app import tasks
 
-        tasks.remove_model(self.library, self.model_id)
+        return tasks.remove_model(self.library, self.model_id)
 
 
 class ExclusionsTask(Task):

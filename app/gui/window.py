@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._browse_place: tuple | None = None  # the library's filters, rows shown and scroll when a search began
         self._scroll_back: int | None = None     # where the library's next answer scrolls to
+        self._answer_said = ""                    # the status text the last answer set
         self.setWindowTitle("Glimpse")
         self.setAcceptDrops(True)
         self.resize(1200, 800)
@@ -352,6 +353,7 @@ class MainWindow(QMainWindow):
             self.filters.set_days(*answer.days)  # any answer knows the library's days, a replaced one too
         if not self.session.current(answer):
             return  # an answer to a query the user has already changed
+        refresh = False
         if answer.request.offset:
             if answer.request.offset == self.model.rowCount():
                 self.model.append(answer.results, answer.more)
@@ -374,7 +376,11 @@ class MainWindow(QMainWindow):
             else:
                 self.view.scrollToTop()
         self.session.take(answer)
-        self.status_text.setText(self._answer_text(answer))
+        text = self._answer_text(answer)
+        # A refresh (photos were indexed) does not write over what a task said ("Library up to date.").
+        if not refresh or self.status_text.text() in ("", self._answer_said):
+            self.status_text.setText(text)
+        self._answer_said = text
         if answer.absent and not answer.request.offset and not answer.request.fresh:
             self.notice.show_text(f"Nothing in your library looks much like {self.search.describe()}. "
                                   f"{CLOSEST}")

@@ -182,7 +182,7 @@ class Catalog:
             raise CatalogError(f"The catalog at {self.folder} cannot be opened ({e}).") from e
         self.lock = WriterLock(self.folder)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="catalog-writer")
-        self._tables: dict[str, object] = {}
+        self._tables: dict[str, tuple] = {}  # name -> (handle, `_identity` when opened)
         self._lock = threading.Lock()
         try:
             self.write(self._open_or_create).result()
@@ -240,14 +240,27 @@ class Catalog:
         return list(self.db.table_names())
 
     def table(self, name: str):
+        """The open table. A handle is reused while its folder is the same one: another process (the
+        window's indexing child, `glimpse models use`) may drop a table this one holds, or drop it and make
+        it again, and a stale handle then fails ("Not found: …/_versions")."""
         with self._lock:
-            t = self._tables.get(name)
-            if t is None:
-                t = self._tables[name] = self.db.open_table(name)
-            return t
+            ident = self._identity(name)
+            cached = self._tables.get(name)
+            if cached is None or cached[1] != ident:
+                cached = self._tables[name] = (self.db.open_table(name), ident)
+            return cached[0]
+
+    def _identity(self, name: str) -> tuple[int, int] | None:
+        """The table's folder as the file system knows it now (inode, change time), None when absent."""
+        try:
+            st = os.stat(self.folder / f"{name}.lance")
+        except OSError:
+            return None
+        return st.st_ino, st.st_ctime_ns
 
     def has_table(self, name: str) -> bool:
-        return name in self._tables or name in self._table_names()
+        """Whether the table is there now (another process may have dropped it)."""
+        return os.path.isdir(self.folder / f"{name}.lance" / "_versions") or name in self._table_names()
 
     def schema_version(self) -> int:
         if META not in self._table_names():

@@ -235,21 +235,32 @@ class Library:
             return True
         return bool(pc.all(pc.is_in(hashes, value_set=self.catalog.vector_hashes(space))).as_py())
 
-    def remove_model(self, model_id: str) -> None:
-        """Delete a model, and the vectors of any image space no installed model uses any more. The active
-        model removed, search goes on with an installed model that can answer at once (its image space
-        complete; one sharing the removed model's space first), rather than with none."""
+    def remove_model(self, model_id: str) -> str | None:
+        """Delete a model, and the vectors of any image space no installed model uses any more.
+
+        The active model removed, search goes on with another installed model rather than none: the one
+        being prepared, else one whose vectors are complete (one sharing the removed model's image space
+        first), else the one with the most vectors made (a switch drops the old model's vectors, so often
+        none is complete: its vectors are then made by the next update). Returns that model's id, or None
+        when the active model was not removed (or none is left)."""
         removed = self.models.store.get(model_id) if self.models.active_id == model_id else None
         self.models.remove(model_id)
-        if removed is not None and self.models.next() is None:
-            ready = [m for m in self.models.store.list() if isinstance(m, StoredModel)
-                     and self.space_complete(m.image_space)]
-            ready.sort(key=lambda m: m.image_space != removed.image_space)
-            if ready:
-                self.models.set_active(ready[0].id)
+        took_over = None
+        if removed is not None:
+            self._promote_next_if_alone()
+            if self.models.active_or_none() is None:
+                installed = [m for m in self.models.store.list() if isinstance(m, StoredModel)]
+                if installed:
+                    made = {m.image_space: len(self.catalog.vector_hashes(m.image_space)) for m in installed}
+                    best = min(installed, key=lambda m: (not self.space_complete(m.image_space),
+                                                         m.image_space != removed.image_space,
+                                                         -made[m.image_space], m.id))
+                    self.models.set_active(best.id)
+            took_over = self.models.active_id
         with contextlib.suppress(CatalogBusy):  # another process is indexing: its next update prunes
             with self.catalog.lock.hold("removing a model", cancelled=lambda: True):
                 self.prune_spaces()
+        return took_over
 
     def prune_spaces(self) -> list[str]:
         """Drop the vectors of image spaces no installed model uses. Returns the spaces dropped. Nothing is

@@ -22,6 +22,9 @@ class Models:
 
     def active(self) -> StoredModel:
         model_id = self.active_id
+        if not model_id or not self.store.exists(model_id):
+            self.settings.reload(report=False)  # another process may have removed it and chosen another
+            model_id = self.active_id
         if not model_id:
             raise ModelError("No model yet. Get one with `glimpse models pull` "
                              "(or `glimpse models import PATH` without internet).")

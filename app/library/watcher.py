@@ -240,7 +240,9 @@ class Watcher:
             log.warning("watcher: settings: %s", e)
             changed = set()
         roots = self.library.folders.list()
-        if (changed & {"folders", "exclude"} or set(roots) != set(self._root_ids)
+        # Another process chose or removed a model (glimpse models use, remove): an update follows it (a
+        # new model's vectors, a rescan otherwise cheap), and the window refreshes after it.
+        if (changed & {"folders", "exclude", "active_model", "next_model"} or set(roots) != set(self._root_ids)
                 or any(_identity(r) != self._root_ids[r] for r in roots)):
             self.request_reconcile()
         mounts = _mount_points()

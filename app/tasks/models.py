@@ -79,9 +79,12 @@ def activate(library: Library, model_id: str, job: Job, index: bool = True,
     return done.switched_to == model_id
 
 
-def remove_model(library: Library, model_id: str) -> None:
-    """Delete a model, and drop the vectors no installed model can use any more."""
-    library.remove_model(model_id)
+def remove_model(library: Library, model_id: str) -> tuple[str | None, bool]:
+    """Delete a model, and drop the vectors no installed model can use any more. Returns the model that
+    took over search when the active one was removed (None otherwise), and whether its vectors are all
+    made already (if not, an update makes them: `activate` it)."""
+    took_over = library.remove_model(model_id)
+    return took_over, took_over is None or library.space_complete(library.models.active().image_space)
 
 
 def export_model(library: Library, model_id: str, folder: str | Path) -> Path:
