@@ -405,3 +405,52 @@ def test_closing_right_after_removing_a_folder_still_removes_it(qtbot, library, 
         assert reopened.status().photos == 3
     finally:
         reopened.close()
+
+
+def test_turning_int8_on_makes_the_tower_first_without_a_terminal(qtbot, library, tmp_path):
+    """Settings → Model → Image tower: with no int8 tower yet, the box makes one (in a child process) and
+    then indexes with it; nothing tells the user to run a command."""
+    make_photos(tmp_path / "Pics", 2)
+    w = indexed_window(qtbot, library, [tmp_path / "Pics"], photos=2)
+    seen = []
+    w.backend.message.connect(seen.append)
+    dialog = w.open_settings()
+    qtbot.waitUntil(lambda: dialog.int8.isEnabled(), timeout=WAIT)
+    assert not dialog.int8.isChecked() and "glimpse" not in dialog.int8.toolTip()
+    dialog.int8.click()
+    qtbot.waitUntil(lambda: any("int8" in m for m in seen), timeout=WAIT)
+    assert seen[-1].startswith(f"Added an int8 image tower to '{library.models.active_id}'"), seen
+    assert "`" not in seen[-1], seen
+    library.settings.reload()  # the window's settings, as this test's library sees them
+    assert library.models.active().int8_path is not None and library.settings["int8_image_tower"]
+    qtbot.waitUntil(lambda: dialog.int8.isChecked() and dialog.int8.isEnabled(), timeout=WAIT)
+    dialog.int8.click()  # off again: the tower stays, the setting goes off
+    qtbot.waitUntil(lambda: library.settings.reload() is not None and not library.settings["int8_image_tower"],
+                    timeout=WAIT)
+    assert library.models.active().int8_path is not None
+    close_window(qtbot, w)
+
+
+def test_a_switch_carried_on_after_a_restart_says_when_it_is_done_and_ctrl_q_quits_from_settings(
+        qtbot, library, tmp_path, tiny_variants):
+    from PySide6.QtTest import QTest
+
+    from conftest import install_copy
+
+    install_copy(library, tiny_variants["tiny-other"])
+    make_photos(tmp_path / "Pics", 4)
+    library.folders.add(str(tmp_path / "Pics"))
+    library.update()
+    assert library.activate("tiny-other") is False  # chosen, then the window was closed before it was ready
+    library.close()
+    w = open_window(qtbot)
+    seen = []
+    w.backend.message.connect(seen.append)
+    qtbot.waitUntil(lambda: "Now searching with tiny-other." in seen, timeout=WAIT)  # the indexing carried it on
+    qtbot.waitUntil(lambda: w.status.active_model == "tiny-other" and w.status.vectors == 4, timeout=WAIT)
+    dialog = w.open_settings()
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=WAIT)
+    QTest.keyClick(dialog.tabs, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=WAIT)
+    close_window(qtbot, w)

@@ -23,7 +23,7 @@ from superqt.utils import create_worker
 from app.library.session import SearchAnswer, SearchRequest
 
 from .jobs import (ActivateTask, CaptionTask, ExclusionsTask, IndexTask, JobRunner, ObtainTask, RemoveFolderTask,
-                   RemoveModelTask, Task, TuneTask)
+                   QuantizeTask, RemoveModelTask, Task, TuneTask)
 
 log = logging.getLogger(__name__)
 INDEXING_STARTS = "indexing starts now."
@@ -197,6 +197,9 @@ class Backend(QObject):
             self._said.update(new)
             more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
             self.message.emit(f"Some photos cannot be indexed: {new[0]}{more}.")
+        switched = getattr(task.result, "switched_to", None)
+        if switched:  # a preparation carried on by indexing (after a restart, or started elsewhere) ended
+            self.message.emit(f"Now searching with {switched}.")
         models = (self.library.models.active_id, self.library.settings["next_model"])
         if self._models_seen is not None and models != self._models_seen:  # another process chose or removed one
             self.refresh_models()
@@ -387,6 +390,20 @@ class Backend(QObject):
             self.refresh_status()
 
         return self.runner.submit(RemoveModelTask(self.library, model_id), then=then)
+
+    def quantize(self, model_id: str) -> Task | None:
+        """Make a model's int8 image tower, then index with it (a task: up to a minute)."""
+        if self.library is None or self.runner.find(QuantizeTask) is not None:
+            return None
+
+        def then(task: Task) -> None:
+            if task.state == "done":
+                self.message.emit(f"{task.result} Indexing uses it on the CPU.")
+            elif task.state == "failed":
+                self.message.emit(task.message)
+            self.refresh_models(with_providers=True)
+
+        return self.runner.submit(QuantizeTask(self.library, model_id), then=then)
 
     def pull(self, name: str | None = None) -> Task | None:
         """Download a pretrained model (torch is imported by the task, never at start-up)."""

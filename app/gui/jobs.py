@@ -182,6 +182,49 @@ class RemoveFolderTask(Task):
         return self.library.remove_folder(self.path, on_wait=self.on_wait)
 
 
+class QuantizeTask(Task):
+    """Make a model's int8 image tower and index with it: `glimpse models quantize NAME --use` in a child
+    process (ONNX's quantisation is Python work that would hold this process's lock for up to a minute;
+    a cancel kills it, and the model keeps its old files: the tower is installed last). Returns the
+    command's summary line."""
+    close_wait = 0.5
+
+    def __init__(self, library, model_id: str):
+        super().__init__()
+        self.library, self.model_id = library, model_id
+        self.title = f"Making an int8 image tower for {model_id}"
+
+    def run(self, job: Job) -> str:
+        import subprocess
+        import sys
+
+        from app.tasks.child import child_env, stop
+        from model.errors import ModelError
+
+        job.report(self.title)
+        child = subprocess.Popen([sys.executable, "-m", "app", "models", "quantize", self.model_id, "--use"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), text=True,
+                                 errors="replace")
+        try:
+            out, err = "", ""
+            while True:
+                try:
+                    out, err = child.communicate(timeout=0.1)
+                    break
+                except subprocess.TimeoutExpired:
+                    if job.control.cancelled:
+                        stop(child, grace=0.5)
+                        job.check()
+        finally:
+            if child.poll() is None:
+                child.kill()
+        self.library.settings.reload(report=False)  # --use turned the setting on in the child
+        if child.returncode != 0:
+            lines = [line.removeprefix("glimpse: ") for line in err.strip().splitlines()]
+            raise ModelError(lines[-1] if lines else f"Making the int8 tower failed (exit {child.returncode}).")
+        return out.strip().splitlines()[0] if out.strip() else f"Added an int8 image tower to {self.model_id}."
+
+
 class RemoveModelTask(Task):
     """Delete a model, and the vectors no installed model can use any more. Returns `tasks.remove_model`'s
     answer: which model took over search (the active one removed), and whether its vectors are made."""

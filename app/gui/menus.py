@@ -17,7 +17,7 @@ def install_shortcuts(w) -> None:
         (QKeySequence.StandardKey.Preferences, w.open_settings),
         (QKeySequence("Ctrl+,"), w.open_settings),
         (QKeySequence("Ctrl+L"), lambda: w.library_button.toggle()),
-        (QKeySequence.StandardKey.Quit, w.close),
+        (QKeySequence("Ctrl+Q"), w.close),  # not StandardKey.Quit: it has no key on Windows (or offscreen)
         (QKeySequence.StandardKey.ZoomIn, lambda: w.view.zoom(1)),
         (QKeySequence("Ctrl+="), lambda: w.view.zoom(1)),
         (QKeySequence.StandardKey.ZoomOut, lambda: w.view.zoom(-1)),

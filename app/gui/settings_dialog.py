@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import QEvent, QStandardPaths, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QStyle, QTabWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
@@ -15,7 +16,7 @@ from superqt.utils import create_worker
 
 from .backend import Backend
 from .jobbar import describe
-from .jobs import ObtainTask, Task
+from .jobs import ObtainTask, QuantizeTask, Task
 from .library_panel import FoldersView, start_folder
 from .personalize import PersonalizeTab
 from app.library.status import LibraryStatus
@@ -148,6 +149,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._appearance_tab(theme), "Appearance")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.close)
+        if parent is not None:  # Ctrl+Q quits from here too, as from the main window
+            QShortcut(QKeySequence("Ctrl+Q"), self, activated=parent.close)
         self.close_button = buttons.button(QDialogButtonBox.StandardButton.Close)
         lay.addWidget(buttons)
         backend.status_changed.connect(self._status)
@@ -241,7 +244,7 @@ class SettingsDialog(QDialog):
         self.in_use.setWordWrap(True)
         form.addRow("In use", self.in_use)
         self.int8 = QCheckBox("Index with the int8 image tower (about 2x faster on the CPU)", w)
-        self.int8.toggled.connect(lambda on: self.backend.set_setting("int8_image_tower", on))
+        self.int8.toggled.connect(self._int8_toggled)
         form.addRow("Image tower", self.int8)
         self.cuda_problem: str | None = NOT_CHECKED
         self.providers: list[str] | None = None
@@ -278,15 +281,30 @@ class SettingsDialog(QDialog):
         self.int8.blockSignals(True)
         self.int8.setChecked(bool(lib is not None and lib.settings["int8_image_tower"]))
         self.int8.blockSignals(False)
-        self.int8.setEnabled(info is not None or self.int8.isChecked())
-        if info is not None:
+        making = self.backend.runner.find(QuantizeTask) is not None
+        self.int8.setEnabled(model is not None and not making)
+        if making:
+            self.int8.setToolTip("Making the int8 image tower…")
+        elif info is not None:
             self.int8.setToolTip(f"Its vectors agree with the full-precision tower's (cosine ≥ {info['cosine_min']:.4f}), "
                                  "so photos indexed either way are searched together. Not checked on trained "
                                  "weights here: off by default. Used on the CPU only.")
         else:
-            name = model.id if model is not None else "NAME"
-            self.int8.setToolTip(f"The active model has no int8 image tower: make one with "
-                                 f"`glimpse models quantize {name}`.")
+            self.int8.setToolTip("The active model has no int8 image tower yet: turning this on makes one (up to "
+                                 "a minute), checks its vectors against the full-precision tower's, then "
+                                 "indexes with it.")
+
+    def _int8_toggled(self, on: bool) -> None:
+        lib = self.backend.library
+        model = lib.models.active_or_none() if lib is not None else None
+        if on and model is not None and not model.int8_path:  # none yet: make it (the task turns it on)
+            self.int8.blockSignals(True)
+            self.int8.setChecked(False)
+            self.int8.blockSignals(False)
+            if self.backend.quantize(model.id) is not None:
+                self._show_int8()
+            return
+        self.backend.set_setting("int8_image_tower", on)
 
     def _provider_chosen(self, _index: int) -> None:
         self.backend.set_setting("provider", self.provider.currentData())
@@ -336,6 +354,12 @@ class SettingsDialog(QDialog):
 
     def _remove(self) -> None:
         chosen = self._selected_model()
-        if chosen and QMessageBox.question(self, "Remove model", f"Delete {chosen} from disk?") == \
-                QMessageBox.StandardButton.Yes:
+        lib = self.backend.library
+        active = lib is not None and chosen == lib.models.active_id
+        others = self.models.topLevelItemCount() > 1
+        text = f"Delete {chosen} from disk?" + ("" if not active else
+                                                 " Search uses it now: another installed model takes over (its "
+                                                 "vectors are made again if needed)." if others else
+                                                 " It is the only model: search stops until you add one.")
+        if chosen and QMessageBox.question(self, "Remove model", text) == QMessageBox.StandardButton.Yes:
             self.backend.remove_model(chosen)
